@@ -1,0 +1,244 @@
+#include "cli/commands.h"
+
+#include <fstream>
+#include <map>
+#include <optional>
+
+#include "cli/policy_tests.h"
+#include "interpreter/loader.h"
+#include "interpreter/session.h"
+#include "policy/formatter.h"
+#include "policy/json_limits.h"
+#include "policy/progent_import.h"
+
+namespace toolwarden {
+namespace {
+
+constexpr char kUsage[] =
+    "usage: toolwarden COMMAND ...\n"
+    "  lint FILE... [--tools FILE] [--format text|json]\n"
+    "  check --policy FILE --tool NAME --args JSON [--query TEXT] [--tools FILE] [--trusted VALUE]...\n"
+    "  test FILE.json...\n"
+    "  fmt FILE [--check | --write]\n"
+    "  import --from progent FILE.json\n"
+    "See docs/cli.md.\n";
+
+// Flags of the form --name VALUE (repeatable ones collect every value), plus
+// positional arguments. Boolean flags are listed in `switches`.
+struct Flags {
+  std::map<std::string, std::vector<std::string>> values;
+  std::vector<std::string> switches_set;
+  std::vector<std::string> positional;
+  std::string error;
+
+  std::optional<std::string> Get(const std::string& name) const {
+    auto it = values.find(name);
+    if (it == values.end() || it->second.empty()) return std::nullopt;
+    return it->second.back();
+  }
+  bool Has(const std::string& name) const {
+    for (const auto& s : switches_set) {
+      if (s == name) return true;
+    }
+    return false;
+  }
+};
+
+Flags ParseFlags(const std::vector<std::string>& args, size_t start,
+                 const std::vector<std::string>& with_value,
+                 const std::vector<std::string>& switches) {
+  Flags flags;
+  for (size_t i = start; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a.size() > 2 && a.compare(0, 2, "--") == 0) {
+      std::string name = a.substr(2);
+      std::optional<std::string> inline_value;
+      size_t eq = name.find('=');
+      if (eq != std::string::npos) {
+        inline_value = name.substr(eq + 1);
+        name = name.substr(0, eq);
+      }
+      if (std::find(with_value.begin(), with_value.end(), name) != with_value.end()) {
+        if (!inline_value && i + 1 >= args.size()) {
+          flags.error = "flag --" + name + " needs a value";
+          return flags;
+        }
+        flags.values[name].push_back(inline_value ? *inline_value : args[++i]);
+      } else if (std::find(switches.begin(), switches.end(), name) != switches.end() &&
+                 !inline_value) {
+        flags.switches_set.push_back(name);
+      } else {
+        flags.error = "unknown flag --" + name;
+        return flags;
+      }
+    } else {
+      flags.positional.push_back(a);
+    }
+  }
+  return flags;
+}
+
+int Usage(std::ostream& err, const std::string& message) {
+  err << "toolwarden: " << message << "\n" << kUsage;
+  return kExitUsage;
+}
+
+std::string Dump(const nlohmann::json& j, int indent = -1) {
+  return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+int Lint(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  Flags flags = ParseFlags(args, 1, {"tools", "format"}, {});
+  if (!flags.error.empty()) return Usage(err, flags.error);
+  if (flags.positional.empty()) return Usage(err, "lint needs at least one policy file");
+  const std::string format = flags.Get("format").value_or("text");
+  if (format != "text" && format != "json") return Usage(err, "--format is text or json");
+  LoadOptions options;
+  options.tools_path = flags.Get("tools");
+  bool any_errors = false;
+  nlohmann::json all = nlohmann::json::array();
+  for (const std::string& path : flags.positional) {
+    LoadedPolicy loaded = LoadPolicyFile(path, options);
+    any_errors = any_errors || !loaded.ok();
+    if (format == "json") {
+      if (!loaded.status.ok()) {
+        all.push_back({{"file", path}, {"line", 0}, {"column", 0}, {"severity", "error"},
+                       {"message", loaded.status.message()}});
+      }
+      for (const auto& d : DiagnosticsToJson(loaded.source, loaded.diagnostics)) all.push_back(d);
+      continue;
+    }
+    std::string text = loaded.ErrorText();
+    if (text.empty()) {
+      out << path << ": ok\n";
+    } else {
+      out << text;
+    }
+  }
+  if (format == "json") out << Dump(all, 2) << "\n";
+  return any_errors ? kExitFailed : kExitOk;
+}
+
+int Check(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  Flags flags = ParseFlags(args, 1, {"policy", "tool", "args", "query", "tools", "trusted"}, {});
+  if (!flags.error.empty()) return Usage(err, flags.error);
+  if (!flags.positional.empty()) return Usage(err, "check takes no positional arguments");
+  auto policy = flags.Get("policy");
+  auto tool = flags.Get("tool");
+  auto args_text = flags.Get("args");
+  if (!policy || !tool || !args_text) return Usage(err, "check needs --policy, --tool and --args");
+  StatusOr<nlohmann::json> call_args = ParseJson(*args_text);
+  if (!call_args.ok()) return Usage(err, "--args: " + call_args.status().message());
+  if (!call_args->is_object()) return Usage(err, "--args must be a JSON object");
+  LoadOptions options;
+  options.tools_path = flags.Get("tools");
+  LoadedPolicy loaded = LoadPolicyFile(*policy, options);
+  if (!loaded.ok()) {
+    err << loaded.ErrorText();
+    return kExitUsage;
+  }
+  std::vector<std::string> trusted;
+  auto it = flags.values.find("trusted");
+  if (it != flags.values.end()) trusted = it->second;
+  Session session(loaded.program, flags.Get("query").value_or(""), std::move(trusted));
+  Decision decision = session.Check(*tool, *call_args);
+  out << Dump(DecisionToJson(decision), 2) << "\n";
+  return decision.allowed() ? kExitOk : kExitFailed;
+}
+
+int Test(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  Flags flags = ParseFlags(args, 1, {}, {});
+  if (!flags.error.empty()) return Usage(err, flags.error);
+  if (flags.positional.empty()) return Usage(err, "test needs at least one test file");
+  size_t passed = 0, failed = 0;
+  for (const std::string& path : flags.positional) {
+    PolicyTestReport report = RunPolicyTestFile(path);
+    passed += report.passed;
+    failed += report.failed;
+    for (const std::string& f : report.failures) out << "FAIL " << f << "\n";
+  }
+  out << passed << " passed, " << failed << " failed\n";
+  return failed > 0 ? kExitFailed : kExitOk;
+}
+
+int Fmt(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  Flags flags = ParseFlags(args, 1, {}, {"check", "write"});
+  if (!flags.error.empty()) return Usage(err, flags.error);
+  if (flags.positional.size() != 1) return Usage(err, "fmt takes one policy file");
+  if (flags.Has("check") && flags.Has("write")) return Usage(err, "--check and --write exclude each other");
+  const std::string& path = flags.positional[0];
+  StatusOr<std::string> text = ReadTextFile(path, kMaxSourceBytes);
+  if (!text.ok()) {
+    err << "error: " << text.status().message() << "\n";
+    return kExitUsage;
+  }
+  Source source(path, *text);
+  ParseResult parsed = Parse(source);
+  if (parsed.diagnostics.HasErrors()) {
+    err << FormatDiagnostics(source, parsed.diagnostics);
+    return kExitFailed;
+  }
+  std::string formatted = Format(parsed.ast, source);
+  if (flags.Has("check")) {
+    if (formatted == *text) return kExitOk;
+    out << path << ": not formatted; run `toolwarden fmt --write " << path << "`\n";
+    return kExitFailed;
+  }
+  if (flags.Has("write")) {
+    if (formatted == *text) return kExitOk;
+    std::ofstream file(path, std::ios::binary | std::ios::trunc);
+    file << formatted;
+    if (!file.good()) {
+      err << "error: cannot write `" << path << "`\n";
+      return kExitUsage;
+    }
+    return kExitOk;
+  }
+  out << formatted;
+  return kExitOk;
+}
+
+int Import(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  Flags flags = ParseFlags(args, 1, {"from"}, {});
+  if (!flags.error.empty()) return Usage(err, flags.error);
+  if (flags.Get("from").value_or("") != "progent") return Usage(err, "import needs --from progent");
+  if (flags.positional.size() != 1) return Usage(err, "import takes one JSON file");
+  const std::string& path = flags.positional[0];
+  StatusOr<std::string> text = ReadTextFile(path, kMaxJsonBytes);
+  if (!text.ok()) {
+    err << "error: " << text.status().message() << "\n";
+    return kExitUsage;
+  }
+  StatusOr<std::string> policy = ImportProgent(*text, path);
+  if (!policy.ok()) {
+    err << path << ": error: " << policy.status().message() << "\n";
+    return kExitFailed;
+  }
+  out << *policy;
+  return kExitOk;
+}
+
+}  // namespace
+
+int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  if (args.empty()) return Usage(err, "no command");
+  const std::string& command = args[0];
+  try {
+    if (command == "lint") return Lint(args, out, err);
+    if (command == "check") return Check(args, out, err);
+    if (command == "test") return Test(args, out, err);
+    if (command == "fmt") return Fmt(args, out, err);
+    if (command == "import") return Import(args, out, err);
+    if (command == "help" || command == "--help" || command == "-h") {
+      out << kUsage;
+      return kExitOk;
+    }
+  } catch (const std::exception& e) {
+    // A bug, not an input problem: nothing should throw this far.
+    err << "toolwarden: internal error: " << e.what() << "\n";
+    return kExitUsage;
+  }
+  return Usage(err, "unknown command `" + command + "`");
+}
+
+}  // namespace toolwarden

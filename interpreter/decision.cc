@@ -1,0 +1,45 @@
+#include "interpreter/decision.h"
+
+namespace toolwarden {
+
+const char* OutcomeName(Outcome outcome) {
+  switch (outcome) {
+    case Outcome::kAllow: return "allow";
+    case Outcome::kDeny: return "deny";
+    case Outcome::kAsk: return "ask";
+    case Outcome::kTerminate: return "terminate";
+  }
+  return "deny";
+}
+
+const char* FallbackName(FallbackKind kind) {
+  switch (kind) {
+    case FallbackKind::kBlock: return "block";
+    case FallbackKind::kAsk: return "ask";
+    case FallbackKind::kTerminate: return "terminate";
+  }
+  return "block";
+}
+
+nlohmann::json DecisionToJson(const Decision& d) {
+  nlohmann::json out = nlohmann::json::object();
+  out["decision"] = OutcomeName(d.outcome);
+  out["tool"] = d.tool;
+  if (d.rule) {
+    out["rule"] = {{"id", d.rule->id},
+                   {"effect", d.rule->effect == Effect::kAllow ? "allow" : "forbid"},
+                   {"priority", d.rule->priority}};
+  } else {
+    out["rule"] = nullptr;
+  }
+  out["fallback"] = d.fallback ? nlohmann::json(FallbackName(*d.fallback)) : nlohmann::json();
+  out["message"] = d.message;
+  out["reason"] = d.reason;
+  out["errors"] = d.errors;
+  out["policy"] = d.policy;
+  out["eval_ns"] = d.eval_ns;
+  if (d.call) out["call"] = *d.call;
+  return out;
+}
+
+}  // namespace toolwarden

@@ -1,0 +1,592 @@
+#include "interpreter/evaluator.h"
+
+#include <charconv>
+#include <cmath>
+
+#include "interpreter/structured.h"
+
+namespace toolwarden::internal {
+
+Value FromJson(const nlohmann::json& j) {
+  Value v;
+  switch (j.type()) {
+    case nlohmann::json::value_t::boolean:
+      v.kind = Value::Kind::kBool;
+      v.boolean = j.get<bool>();
+      break;
+    case nlohmann::json::value_t::number_integer:
+    case nlohmann::json::value_t::number_unsigned:
+    case nlohmann::json::value_t::number_float:
+      v.kind = Value::Kind::kNumber;
+      v.number = j.get<double>();
+      break;
+    case nlohmann::json::value_t::string:
+      v.kind = Value::Kind::kString;
+      v.string = j.get_ref<const std::string&>();
+      break;
+    case nlohmann::json::value_t::array:
+      v.kind = Value::Kind::kArray;
+      v.json = &j;
+      break;
+    case nlohmann::json::value_t::object:
+      v.kind = Value::Kind::kObject;
+      v.json = &j;
+      break;
+    default:
+      break;  // null, discarded, binary
+  }
+  return v;
+}
+
+namespace {
+
+Value BoolValue(bool b) {
+  Value v;
+  v.kind = Value::Kind::kBool;
+  v.boolean = b;
+  return v;
+}
+
+Value Number(double d) {
+  Value v;
+  v.kind = Value::Kind::kNumber;
+  v.number = d;
+  return v;
+}
+
+Value String(std::string_view s) {
+  Value v;
+  v.kind = Value::Kind::kString;
+  v.string = s;
+  return v;
+}
+
+const char* KindName(Value::Kind k) {
+  switch (k) {
+    case Value::Kind::kNull: return "null";
+    case Value::Kind::kBool: return "boolean";
+    case Value::Kind::kNumber: return "number";
+    case Value::Kind::kString: return "string";
+    case Value::Kind::kArray: return "array";
+    case Value::Kind::kObject: return "object";
+  }
+  return "null";
+}
+
+bool IsAlnum(unsigned char c) {
+  // Bytes of multi-byte UTF-8 sequences count as letters, so words in any
+  // script are never split.
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c >= 0x80;
+}
+
+char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+// A JSON value that equals `v`, for deep comparisons.
+nlohmann::json ToJson(const Value& v) {
+  switch (v.kind) {
+    case Value::Kind::kNull: return nullptr;
+    case Value::Kind::kBool: return v.boolean;
+    case Value::Kind::kNumber: return v.number;
+    case Value::Kind::kString: return std::string(v.string);
+    default: return *v.json;
+  }
+}
+
+}  // namespace
+
+bool ValuesEqual(const Value& a, const Value& b) {
+  if (a.kind != b.kind) return false;
+  switch (a.kind) {
+    case Value::Kind::kNull: return true;
+    case Value::Kind::kBool: return a.boolean == b.boolean;
+    case Value::Kind::kNumber: return a.number == b.number;
+    case Value::Kind::kString: return a.string == b.string;
+    default: return *a.json == *b.json;  // nlohmann compares 1 == 1.0 as equal
+  }
+}
+
+bool OccursAsTokenRun(std::string_view haystack, std::string_view needle) {
+  if (needle.empty() || needle.size() > haystack.size()) return false;
+  for (size_t i = 0; i + needle.size() <= haystack.size(); ++i) {
+    if (i > 0 && IsAlnum(haystack[i - 1]) && IsAlnum(needle.front())) continue;
+    size_t k = 0;
+    while (k < needle.size() && Lower(haystack[i + k]) == Lower(needle[k])) ++k;
+    if (k != needle.size()) continue;
+    size_t end = i + needle.size();
+    if (end < haystack.size() && IsAlnum(haystack[end]) && IsAlnum(needle.back())) continue;
+    return true;
+  }
+  return false;
+}
+
+std::string ShortestNumber(double d) {
+  char buffer[64];
+  auto result = std::to_chars(buffer, buffer + sizeof(buffer), d);
+  return std::string(buffer, result.ptr);
+}
+
+std::string Evaluator::Describe(const Value& v) {
+  std::string text;
+  switch (v.kind) {
+    case Value::Kind::kNull: return "null";
+    case Value::Kind::kBool: return v.boolean ? "true" : "false";
+    case Value::Kind::kNumber: return ShortestNumber(v.number);
+    case Value::Kind::kString: text = nlohmann::json(std::string(v.string)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); break;
+    default: text = v.json->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); break;
+  }
+  if (text.size() > 80) text = text.substr(0, 77) + "...";
+  return text;
+}
+
+std::string Evaluator::Text(uint32_t node) const {
+  const Node& n = context_.plan->nodes[node];
+  const std::string& source = context_.plan->source_text;
+  if (n.end <= n.begin || n.end > source.size()) return "`expression`";
+  std::string text = source.substr(n.begin, n.end - n.begin);
+  if (text.size() > 60) text = text.substr(0, 57) + "...";
+  return "`" + text + "`";
+}
+
+bool Evaluator::Fail(uint32_t node, std::string message) {
+  if (error_.empty()) error_ = std::move(message);
+  return false;
+}
+
+std::string_view Evaluator::Keep(std::string s) {
+  strings_.push_back(std::make_unique<std::string>(std::move(s)));
+  return *strings_.back();
+}
+
+const nlohmann::json* Evaluator::Keep(nlohmann::json j) {
+  values_.push_back(std::make_unique<nlohmann::json>(std::move(j)));
+  return values_.back().get();
+}
+
+ConditionResult Evaluator::Condition(uint32_t node) {
+  bool b = false;
+  if (!Bool(node, &b)) return ConditionResult::kError;
+  return b ? ConditionResult::kTrue : ConditionResult::kFalse;
+}
+
+bool Evaluator::Bool(uint32_t node, bool* out) {
+  Value v;
+  if (!Eval(node, &v)) return false;
+  if (v.kind != Value::Kind::kBool) {
+    return Fail(node, Text(node) + " is " + KindName(v.kind) + " (" + Describe(v) +
+                          "), not a boolean");
+  }
+  *out = v.boolean;
+  return true;
+}
+
+bool Evaluator::Eval(uint32_t index, Value* out) {
+  if (++steps_ > context_.max_steps) {
+    return Fail(index, "evaluation step budget of " + std::to_string(context_.max_steps) +
+                           " exceeded");
+  }
+  const Plan& plan = *context_.plan;
+  const Node& n = plan.nodes[index];
+  switch (n.op) {
+    case NodeOp::kConst:
+      *out = FromJson(*plan.constants[n.a]);
+      return true;
+    case NodeOp::kArg: {
+      const nlohmann::json& args = *context_.args;
+      auto it = args.find(plan.strings[n.a]);
+      *out = it == args.end() ? Value() : FromJson(*it);
+      return true;
+    }
+    case NodeOp::kTool:
+      *out = String(context_.tool);
+      return true;
+    case NodeOp::kArgs:
+      *out = FromJson(*context_.args);
+      return true;
+    case NodeOp::kQuery:
+      *out = String(context_.query);
+      return true;
+    case NodeOp::kLocal:
+      *out = locals_[n.a];
+      return true;
+    case NodeOp::kField: {
+      Value base;
+      if (!Eval(n.a, &base)) return false;
+      if (base.kind == Value::Kind::kNull) {
+        *out = Value();
+        return true;
+      }
+      if (base.kind != Value::Kind::kObject) {
+        return Fail(index, Text(n.a) + " is " + KindName(base.kind) + ", which has no fields");
+      }
+      auto it = base.json->find(plan.strings[n.b]);
+      *out = it == base.json->end() ? Value() : FromJson(*it);
+      return true;
+    }
+    case NodeOp::kIndex: {
+      Value base, key;
+      if (!Eval(n.a, &base) || !Eval(n.b, &key)) return false;
+      if (base.kind == Value::Kind::kNull) {
+        *out = Value();
+        return true;
+      }
+      if (base.kind == Value::Kind::kArray && key.kind == Value::Kind::kNumber) {
+        double i = key.number;
+        if (i != std::floor(i)) return Fail(index, "index " + Describe(key) + " is not an integer");
+        *out = (i < 0 || i >= static_cast<double>(base.json->size()))
+                   ? Value()
+                   : FromJson((*base.json)[static_cast<size_t>(i)]);
+        return true;
+      }
+      if (base.kind == Value::Kind::kObject && key.kind == Value::Kind::kString) {
+        auto it = base.json->find(std::string(key.string));
+        *out = it == base.json->end() ? Value() : FromJson(*it);
+        return true;
+      }
+      return Fail(index, "cannot index " + std::string(KindName(base.kind)) + " " + Text(n.a) +
+                             " with " + KindName(key.kind) + " " + Describe(key));
+    }
+    case NodeOp::kList: {
+      nlohmann::json list = nlohmann::json::array();
+      for (uint32_t i = 0; i < n.b; ++i) {
+        Value element;
+        if (!Eval(plan.list_items[n.a + i], &element)) return false;
+        list.push_back(ToJson(element));
+      }
+      out->kind = Value::Kind::kArray;
+      out->json = Keep(std::move(list));
+      return true;
+    }
+    case NodeOp::kNot: {
+      bool b;
+      if (!Bool(n.a, &b)) return false;
+      *out = BoolValue(!b);
+      return true;
+    }
+    case NodeOp::kNeg: {
+      Value v;
+      if (!Eval(n.a, &v)) return false;
+      if (v.kind != Value::Kind::kNumber) {
+        return Fail(index, "unary `-` needs a number, but " + Text(n.a) + " is " + KindName(v.kind));
+      }
+      *out = Number(-v.number);
+      return true;
+    }
+    case NodeOp::kAnd:
+    case NodeOp::kOr: {
+      bool left;
+      if (!Bool(n.a, &left)) return false;
+      if (left == (n.op == NodeOp::kOr)) {
+        *out = BoolValue(left);  // short-circuit
+        return true;
+      }
+      bool right;
+      if (!Bool(n.b, &right)) return false;
+      *out = BoolValue(right);
+      return true;
+    }
+    case NodeOp::kBinary:
+      return EvalBinary(n, index, out);
+    case NodeOp::kInSet: {
+      Value v;
+      if (!Eval(n.a, &v)) return false;
+      const ConstSet& set = *plan.sets[n.b];
+      bool found = false;
+      switch (v.kind) {
+        case Value::Kind::kNull: found = set.has_null; break;
+        case Value::Kind::kBool: found = v.boolean ? set.has_true : set.has_false; break;
+        case Value::Kind::kNumber: found = set.numbers.count(v.number) > 0; break;
+        case Value::Kind::kString: found = set.strings.count(v.string) > 0; break;
+        default:
+          for (const nlohmann::json* other : set.others) {
+            if (*other == *v.json) {
+              found = true;
+              break;
+            }
+          }
+      }
+      *out = BoolValue(n.c ? !found : found);
+      return true;
+    }
+    case NodeOp::kMatches: {
+      Value v;
+      if (!Eval(n.a, &v)) return false;
+      if (v.kind != Value::Kind::kString) {
+        return Fail(index, "`matches` needs a string, but " + Text(n.a) + " is " + KindName(v.kind));
+      }
+      *out = BoolValue(RE2::FullMatch(re2::StringPiece(v.string.data(), v.string.size()),
+                                 *plan.regexes[n.b]));
+      return true;
+    }
+    case NodeOp::kFromQuery:
+    case NodeOp::kFromTrusted: {
+      Value v;
+      if (!Eval(n.a, &v)) return false;
+      bool b;
+      if (!FromQuery(v, n.a, n.op == NodeOp::kFromTrusted, &b)) return false;
+      *out = BoolValue(b);
+      return true;
+    }
+    default:
+      return EvalCall(n, index, out);
+  }
+}
+
+bool Evaluator::EvalBinary(const Node& n, uint32_t index, Value* out) {
+  Value l, r;
+  if (!Eval(n.a, &l) || !Eval(n.b, &r)) return false;
+  const std::string op = std::string("`") + OpSpelling(n.binary) + "`";
+  switch (n.binary) {
+    case Op::kEq:
+      *out = BoolValue(ValuesEqual(l, r));
+      return true;
+    case Op::kNe:
+      *out = BoolValue(!ValuesEqual(l, r));
+      return true;
+    case Op::kLt: case Op::kLe: case Op::kGt: case Op::kGe: {
+      int c;
+      if (l.kind == Value::Kind::kNumber && r.kind == Value::Kind::kNumber) {
+        c = l.number < r.number ? -1 : (l.number > r.number ? 1 : 0);
+      } else if (l.kind == Value::Kind::kString && r.kind == Value::Kind::kString) {
+        c = l.string.compare(r.string);  // UTF-8 byte order is code point order
+      } else {
+        return Fail(index, op + " compares two numbers or two strings, but " + Text(n.a) + " is " +
+                               KindName(l.kind) + " and " + Text(n.b) + " is " + KindName(r.kind));
+      }
+      bool b = n.binary == Op::kLt   ? c < 0
+               : n.binary == Op::kLe ? c <= 0
+               : n.binary == Op::kGt ? c > 0
+                                     : c >= 0;
+      *out = BoolValue(b);
+      return true;
+    }
+    case Op::kAdd: case Op::kSub: case Op::kMul: case Op::kDiv: case Op::kMod: {
+      if (l.kind != Value::Kind::kNumber || r.kind != Value::Kind::kNumber) {
+        return Fail(index, op + " needs numbers, but " + Text(n.a) + " is " + KindName(l.kind) +
+                               " and " + Text(n.b) + " is " + KindName(r.kind));
+      }
+      if ((n.binary == Op::kDiv || n.binary == Op::kMod) && r.number == 0) {
+        return Fail(index, "division by zero in " + Text(index));
+      }
+      double v = n.binary == Op::kAdd   ? l.number + r.number
+                 : n.binary == Op::kSub ? l.number - r.number
+                 : n.binary == Op::kMul ? l.number * r.number
+                 : n.binary == Op::kDiv ? l.number / r.number
+                                        : std::fmod(l.number, r.number);
+      if (!std::isfinite(v)) return Fail(index, Text(index) + " overflows");
+      *out = Number(v);
+      return true;
+    }
+    case Op::kIn: case Op::kNotIn: {
+      if (r.kind != Value::Kind::kArray) {
+        return Fail(index, op + " needs an array on the right, but " + Text(n.b) + " is " +
+                               KindName(r.kind));
+      }
+      bool found = false;
+      for (const nlohmann::json& element : *r.json) {
+        if (++steps_ > context_.max_steps) return Fail(index, "evaluation step budget exceeded");
+        if (ValuesEqual(l, FromJson(element))) {
+          found = true;
+          break;
+        }
+      }
+      *out = BoolValue(n.binary == Op::kIn ? found : !found);
+      return true;
+    }
+    case Op::kContains: case Op::kStartsWith: case Op::kEndsWith: {
+      if (l.kind != Value::Kind::kString || r.kind != Value::Kind::kString) {
+        return Fail(index, op + " needs strings, but " + Text(n.a) + " is " + KindName(l.kind) +
+                               " and " + Text(n.b) + " is " + KindName(r.kind));
+      }
+      const std::string_view s = l.string, t = r.string;
+      bool b = n.binary == Op::kContains     ? s.find(t) != std::string_view::npos
+               : n.binary == Op::kStartsWith ? s.substr(0, t.size()) == t
+                                             : s.size() >= t.size() && s.substr(s.size() - t.size()) == t;
+      *out = BoolValue(b);
+      return true;
+    }
+    default:
+      return Fail(index, "unsupported operator " + op);
+  }
+}
+
+bool Evaluator::EvalCall(const Node& n, uint32_t index, Value* out) {
+  const Plan& plan = *context_.plan;
+  switch (n.op) {
+    case NodeOp::kCount:
+    case NodeOp::kCalled: {
+      size_t count = 0;
+      for (const CallRecord& call : *context_.history) {
+        if (plan.globs[n.a].Matches(call.tool)) ++count;
+      }
+      steps_ += context_.history->size() / 16;
+      *out = n.op == NodeOp::kCount ? Number(static_cast<double>(count)) : BoolValue(count > 0);
+      return true;
+    }
+    case NodeOp::kSum: {
+      double total = 0;
+      for (const CallRecord& call : *context_.history) {
+        if (!plan.globs[n.a].Matches(call.tool)) continue;
+        auto it = call.args.find(plan.strings[n.b]);
+        if (it == call.args.end() || !it->is_number()) {
+          return Fail(index, "`sum`: a recorded `" + call.tool + "` call has a non-number `" +
+                                 plan.strings[n.b] + "`");
+        }
+        total += it->get<double>();
+      }
+      steps_ += context_.history->size() / 16;
+      *out = Number(total);
+      return true;
+    }
+    case NodeOp::kAll:
+    case NodeOp::kAny: {
+      Value array;
+      if (!Eval(n.a, &array)) return false;
+      if (array.kind != Value::Kind::kArray) {
+        return Fail(index, std::string(n.op == NodeOp::kAll ? "`all`" : "`any`") +
+                               " needs an array, but " + Text(n.a) + " is " + KindName(array.kind));
+      }
+      const bool want = n.op == NodeOp::kAny;  // the value that ends the loop early
+      for (const nlohmann::json& element : *array.json) {
+        locals_[n.c] = FromJson(element);
+        bool b;
+        if (!Bool(n.b, &b)) return false;
+        if (b == want) {
+          *out = BoolValue(want);
+          return true;
+        }
+      }
+      *out = BoolValue(!want);
+      return true;
+    }
+    default:
+      break;
+  }
+  Value arg;
+  if (!Eval(n.a, &arg)) return false;
+  if (n.op == NodeOp::kType) {
+    *out = String(KindName(arg.kind));
+    return true;
+  }
+  if (n.op == NodeOp::kLen) {
+    if (arg.kind == Value::Kind::kString) {
+      size_t count = 0;
+      for (char c : arg.string) count += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+      *out = Number(static_cast<double>(count));
+    } else if (arg.kind == Value::Kind::kArray || arg.kind == Value::Kind::kObject) {
+      *out = Number(static_cast<double>(arg.json->size()));
+    } else {
+      return Fail(index, "`len` needs a string, array or object, but " + Text(n.a) + " is " +
+                             KindName(arg.kind));
+    }
+    return true;
+  }
+  if (arg.kind != Value::Kind::kString) {
+    const char* name = n.op == NodeOp::kLower ? "lower"
+                       : n.op == NodeOp::kUrl ? "url"
+                       : n.op == NodeOp::kEmail ? "email"
+                                                : "path";
+    return Fail(index, std::string("`") + name + "` needs a string, but " + Text(n.a) + " is " +
+                           KindName(arg.kind));
+  }
+  switch (n.op) {
+    case NodeOp::kLower: {
+      std::string s(arg.string);
+      for (char& c : s) c = Lower(c);
+      *out = String(Keep(std::move(s)));
+      return true;
+    }
+    case NodeOp::kUrl: {
+      StatusOr<ParsedUrl> url = ParseUrl(arg.string);
+      if (!url.ok()) return Fail(index, url.status().message());
+      nlohmann::json j = {{"scheme", url->scheme},
+                          {"host", url->host},
+                          {"port", url->port ? nlohmann::json(*url->port) : nlohmann::json()},
+                          {"path", url->path},
+                          {"query", url->query}};
+      out->kind = Value::Kind::kObject;
+      out->json = Keep(std::move(j));
+      return true;
+    }
+    case NodeOp::kEmail: {
+      StatusOr<ParsedEmail> email = ParseEmail(arg.string);
+      if (!email.ok()) return Fail(index, email.status().message());
+      out->kind = Value::Kind::kObject;
+      out->json = Keep(nlohmann::json{{"local", email->local}, {"domain", email->domain}});
+      return true;
+    }
+    case NodeOp::kPath: {
+      StatusOr<std::string> path = NormalizePath(arg.string);
+      if (!path.ok()) return Fail(index, path.status().message());
+      *out = String(Keep(std::move(*path)));
+      return true;
+    }
+    default:
+      return Fail(index, "unsupported function");
+  }
+}
+
+bool Evaluator::FromQuery(const Value& v, uint32_t node, bool trusted, bool* out) {
+  auto one = [&](const Value& item, bool* found) -> bool {
+    std::string number;
+    std::string_view needle;
+    if (item.kind == Value::Kind::kString) {
+      needle = item.string;
+    } else if (item.kind == Value::Kind::kNumber) {
+      number = ShortestNumber(item.number);
+      needle = number;
+    } else if (item.kind == Value::Kind::kNull) {
+      *found = false;
+      return true;
+    } else {
+      return Fail(node, "`from` needs strings or numbers, but " + Text(node) + " holds " +
+                            KindName(item.kind));
+    }
+    steps_ += context_.query.size() / 64;
+    *found = OccursAsTokenRun(context_.query, needle) || (trusted && OccursInTrusted(needle));
+    return error_.empty();
+  };
+  if (v.kind == Value::Kind::kArray) {
+    for (const nlohmann::json& element : *v.json) {
+      bool found;
+      if (!one(FromJson(element), &found)) return false;
+      if (!found) {
+        *out = false;
+        return true;
+      }
+    }
+    *out = true;
+    return true;
+  }
+  return one(v, out);
+}
+
+bool Evaluator::OccursInTrusted(std::string_view needle) {
+  for (const std::string& value : *context_.trusted_values) {
+    ++steps_;
+    if (OccursAsTokenRun(value, needle)) return true;
+  }
+  const Plan& plan = *context_.plan;
+  for (const CallRecord& call : *context_.history) {
+    if (!call.result) continue;
+    bool trusted_tool = false;
+    for (const ToolPattern& t : plan.trusted_tools) trusted_tool = trusted_tool || t.Matches(call.tool);
+    if (!trusted_tool) continue;
+    // Walk the result's string and number leaves without recursion.
+    std::vector<const nlohmann::json*> stack = {&*call.result};
+    while (!stack.empty()) {
+      const nlohmann::json* j = stack.back();
+      stack.pop_back();
+      if (++steps_ > context_.max_steps) return Fail(0, "evaluation step budget exceeded");
+      if (j->is_string()) {
+        if (OccursAsTokenRun(j->get_ref<const std::string&>(), needle)) return true;
+      } else if (j->is_number()) {
+        if (ShortestNumber(j->get<double>()) == needle) return true;
+      } else if (j->is_structured()) {
+        for (const auto& child : *j) stack.push_back(&child);
+      }
+    }
+  }
+  return false;
+}
+
+}  // namespace toolwarden::internal

@@ -1,0 +1,85 @@
+// Private to interpreter/: evaluates planned conditions for one call.
+#ifndef TOOLWARDEN_INTERPRETER_EVALUATOR_H_
+#define TOOLWARDEN_INTERPRETER_EVALUATOR_H_
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "interpreter/combine.h"
+#include "interpreter/plan.h"
+#include "interpreter/session.h"
+
+namespace toolwarden::internal {
+
+// A JSON value seen during evaluation. Strings, arrays and objects are borrowed
+// from the call's arguments, the plan's constants, or the evaluator's scratch.
+struct Value {
+  enum class Kind : uint8_t { kNull, kBool, kNumber, kString, kArray, kObject };
+  Kind kind = Kind::kNull;
+  bool boolean = false;
+  double number = 0;
+  std::string_view string;
+  const nlohmann::json* json = nullptr;  // kArray, kObject
+};
+
+Value FromJson(const nlohmann::json& j);
+
+struct EvalContext {
+  const Plan* plan = nullptr;
+  std::string_view tool;
+  const nlohmann::json* args = nullptr;
+  std::string_view query;
+  const std::vector<CallRecord>* history = nullptr;
+  const std::vector<std::string>* trusted_values = nullptr;
+  size_t max_steps = kMaxEvalSteps;
+};
+
+class Evaluator {
+ public:
+  explicit Evaluator(const EvalContext& context) : context_(context) {}
+
+  // Evaluates a boolean condition. kError leaves the message in error().
+  ConditionResult Condition(uint32_t node);
+  // Evaluates any node; false on error.
+  bool Eval(uint32_t node, Value* out);
+  const std::string& error() const { return error_; }
+  // Forgets the last error (between rules); the step budget carries on.
+  void ClearError() { error_.clear(); }
+  // The source text of a node, in backticks.
+  std::string Text(uint32_t node) const;
+  // A short JSON rendering of a value, for reasons.
+  static std::string Describe(const Value& v);
+
+ private:
+  bool Fail(uint32_t node, std::string message);
+  bool EvalBinary(const Node& n, uint32_t index, Value* out);
+  bool EvalCall(const Node& n, uint32_t index, Value* out);
+  bool Bool(uint32_t node, bool* out);
+  bool FromQuery(const Value& v, uint32_t node, bool trusted, bool* out);
+  bool OccursInTrusted(std::string_view needle);
+  std::string_view Keep(std::string s);
+  const nlohmann::json* Keep(nlohmann::json j);
+
+  const EvalContext& context_;
+  size_t steps_ = 0;
+  std::string error_;
+  Value locals_[kMaxQuantifierNesting];
+  // Owned results of lower(), url(), ... for this evaluation only; empty (and
+  // allocation-free) on the common path.
+  std::vector<std::unique_ptr<std::string>> strings_;
+  std::vector<std::unique_ptr<nlohmann::json>> values_;
+};
+
+// Deep JSON equality of two values (numbers compare as doubles: 1 == 1.0).
+bool ValuesEqual(const Value& a, const Value& b);
+// Whether `needle` occurs in `haystack` as a whole run of tokens: ASCII
+// case-insensitive, bounded by non-alphanumeric characters or the ends.
+bool OccursAsTokenRun(std::string_view haystack, std::string_view needle);
+// The shortest decimal form of a number ("100", "0.5", "1e+21").
+std::string ShortestNumber(double d);
+
+}  // namespace toolwarden::internal
+
+#endif  // TOOLWARDEN_INTERPRETER_EVALUATOR_H_

@@ -1,0 +1,320 @@
+#include "interpreter/session.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "interpreter/evaluator.h"
+#include "interpreter/plan.h"
+#include "policy/json_limits.h"
+
+namespace toolwarden {
+
+using internal::CompiledRule;
+using internal::EvalContext;
+using internal::Evaluator;
+using internal::Node;
+using internal::NodeOp;
+using internal::Plan;
+
+namespace {
+
+// Depth and node count of argument JSON, with recursion bounded by max_depth.
+bool ArgsWithinLimits(const nlohmann::json& j, int depth, size_t* nodes) {
+  if (++*nodes > kMaxArgNodes || depth > kMaxArgDepth) return false;
+  if (j.is_structured()) {
+    for (const auto& child : j) {
+      if (!ArgsWithinLimits(child, depth + 1, nodes)) return false;
+    }
+  }
+  return true;
+}
+
+std::string DefaultMessage(FallbackKind kind) {
+  switch (kind) {
+    case FallbackKind::kAsk:
+      return "Tool call `{tool}` needs a person's approval: {reason}";
+    case FallbackKind::kTerminate:
+      return "Tool call `{tool}` violated the security policy and the run must end: {reason}";
+    case FallbackKind::kBlock:
+      break;
+  }
+  return "Tool call `{tool}` was blocked by the security policy: {reason}. Try other tools or "
+         "arguments and continue with the user's task: {query}";
+}
+
+std::string Expand(const std::string& message, const Decision& d, std::string_view query) {
+  std::string out;
+  for (size_t i = 0; i < message.size(); ++i) {
+    if (message[i] == '{') {
+      size_t close = message.find('}', i);
+      if (close != std::string::npos) {
+        std::string_view name(message.data() + i + 1, close - i - 1);
+        if (name == "tool") {
+          out += d.tool;
+        } else if (name == "query") {
+          out += query;
+        } else if (name == "rule") {
+          out += d.rule ? d.rule->id : "default";
+        } else if (name == "reason") {
+          out += d.reason;
+        } else {
+          out += message.substr(i, close - i + 1);
+        }
+        i = close;
+        continue;
+      }
+    }
+    out += message[i];
+  }
+  return out;
+}
+
+Outcome OutcomeOf(FallbackKind kind) {
+  switch (kind) {
+    case FallbackKind::kAsk: return Outcome::kAsk;
+    case FallbackKind::kTerminate: return Outcome::kTerminate;
+    case FallbackKind::kBlock: break;
+  }
+  return Outcome::kDeny;
+}
+
+RuleRef RefOf(const CompiledRule& rule) {
+  return RuleRef{rule.id, rule.key.effect, rule.key.priority};
+}
+
+// Values of a failed conjunct's operands, e.g. "`recipient` is \"US13...\"".
+std::string OperandDetails(Evaluator& ev, const Plan& plan, uint32_t node) {
+  const Node& n = plan.nodes[node];
+  std::vector<uint32_t> operands;
+  switch (n.op) {
+    case NodeOp::kBinary: operands = {n.a, n.b}; break;
+    case NodeOp::kInSet: case NodeOp::kMatches: case NodeOp::kFromQuery:
+    case NodeOp::kFromTrusted: case NodeOp::kNot:
+      operands = {n.a};
+      break;
+    default: break;
+  }
+  std::string out;
+  for (uint32_t operand : operands) {
+    NodeOp op = plan.nodes[operand].op;
+    if (op == NodeOp::kConst || op == NodeOp::kQuery) continue;
+    internal::Value v;
+    ev.ClearError();
+    if (!ev.Eval(operand, &v)) continue;
+    if (!out.empty()) out += ", ";
+    out += ev.Text(operand) + " is " + Evaluator::Describe(v);
+  }
+  return out;
+}
+
+}  // namespace
+
+Session::Session(std::shared_ptr<const Program> program, std::string query,
+                 std::vector<std::string> trusted_values, SessionLimits limits)
+    : program_(std::move(program)),
+      query_(std::move(query)),
+      trusted_values_(std::move(trusted_values)),
+      limits_(limits) {
+  if (trusted_values_.size() > kMaxTrustedValues) trusted_values_.resize(kMaxTrustedValues);
+}
+
+Decision Session::Check(std::string_view tool, const nlohmann::json& args) const {
+  return Evaluate(tool, args, nullptr);
+}
+
+Decision Session::Decide(std::string_view tool, const nlohmann::json& args) {
+  if (program_ != nullptr && history_.size() >= limits_.max_history) {
+    Decision d;
+    d.tool = std::string(tool);
+    d.policy = program_->hash();
+    d.fallback = FallbackKind::kBlock;
+    d.reason = "the session's history is full (" + std::to_string(limits_.max_history) + " calls)";
+    d.errors.push_back(d.reason);
+    d.message = Expand(DefaultMessage(FallbackKind::kBlock), d, query_);
+    return d;
+  }
+  std::vector<uint32_t> updates;
+  Decision d = Evaluate(tool, args, &updates);
+  if (d.allowed()) {
+    history_.push_back(CallRecord{std::string(tool), args, std::nullopt});
+    d.call = history_.size() - 1;
+    const Plan& plan = program_->plan();
+    for (uint32_t u : updates) {
+      bool present = std::any_of(added_.begin(), added_.end(), [&](const Added& a) { return a.rule == u; });
+      if (!present) added_.push_back(Added{u, plan.rules.size() + added_.size()});
+    }
+  }
+  return d;
+}
+
+Status Session::AttachResult(size_t call, nlohmann::json result) {
+  if (call >= history_.size()) {
+    return NotFoundError("no recorded call #" + std::to_string(call));
+  }
+  if (history_[call].result) {
+    return FailedPreconditionError("call #" + std::to_string(call) + " already has a result");
+  }
+  if (!JsonWithinDepth(result, kMaxJsonDepth)) {
+    return ResourceExhaustedError("result nests deeper than " + std::to_string(kMaxJsonDepth));
+  }
+  history_[call].result = std::move(result);
+  return OkStatus();
+}
+
+Status Session::AddTrustedValue(std::string value) {
+  if (trusted_values_.size() >= kMaxTrustedValues) {
+    return ResourceExhaustedError("more than " + std::to_string(kMaxTrustedValues) +
+                                  " trusted values");
+  }
+  trusted_values_.push_back(std::move(value));
+  return OkStatus();
+}
+
+std::vector<std::string> Session::added_rules() const {
+  std::vector<std::string> ids;
+  for (const Added& a : added_) ids.push_back(program_->plan().rules[a.rule].id);
+  return ids;
+}
+
+Decision Session::Evaluate(std::string_view tool, const nlohmann::json& args,
+                           std::vector<uint32_t>* updates) const {
+  const auto start = std::chrono::steady_clock::now();
+  Decision d;
+  d.tool = std::string(tool);
+  auto finish = [&](Decision& decision) -> Decision& {
+    decision.eval_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                           std::chrono::steady_clock::now() - start)
+                           .count();
+    return decision;
+  };
+  auto deny = [&](FallbackKind kind, const std::optional<std::string>& message) {
+    d.outcome = OutcomeOf(kind);
+    d.fallback = kind;
+    d.message = Expand(message ? *message : DefaultMessage(kind), d, query_);
+  };
+  if (program_ == nullptr) {
+    d.reason = "no policy is loaded";
+    deny(FallbackKind::kBlock, std::nullopt);
+    return finish(d);
+  }
+  const Plan& plan = program_->plan();
+  d.policy = plan.hash;
+  size_t nodes = 0;
+  if (!args.is_object() || !ArgsWithinLimits(args, 0, &nodes)) {
+    d.reason = !args.is_object() ? "the arguments are not a JSON object"
+                                 : "the arguments exceed " + std::to_string(kMaxArgDepth) +
+                                       " levels or " + std::to_string(kMaxArgNodes) + " values";
+    d.errors.push_back(d.reason);
+    deny(FallbackKind::kBlock, std::nullopt);
+    return finish(d);
+  }
+
+  EvalContext context;
+  context.plan = &plan;
+  context.tool = tool;
+  context.args = &args;
+  context.query = query_;
+  context.history = &history_;
+  context.trusted_values = &trusted_values_;
+  context.max_steps = limits_.max_eval_steps;
+  Evaluator ev(context);
+
+  bool exact = false;
+  const std::vector<uint32_t>& indexed = plan.Candidates(tool, &exact);
+  // Rules added by `update` blocks join the candidates in decision order. The
+  // common case, with none added, allocates nothing.
+  std::vector<std::pair<RuleKey, uint32_t>> merged;
+  if (!added_.empty()) {
+    for (uint32_t r : indexed) merged.push_back({plan.rules[r].key, r});
+    for (const Added& a : added_) {
+      RuleKey key = plan.rules[a.rule].key;
+      key.order = a.order;
+      merged.push_back({key, a.rule});
+    }
+    std::stable_sort(merged.begin(), merged.end(),
+                     [](const auto& x, const auto& y) { return DecidesBefore(x.first, y.first); });
+  }
+  const bool use_merged = !added_.empty();
+  const size_t count = use_merged ? merged.size() : indexed.size();
+  auto rule_at = [&](size_t i) -> const CompiledRule& {
+    return plan.rules[use_merged ? merged[i].second : indexed[i]];
+  };
+  const bool filter = use_merged || !exact;
+  std::string fired_error;
+  std::optional<size_t> fired = FirstFiring(
+      count, [&](size_t i) { return rule_at(i).key.effect; },
+      [&](size_t i) {
+        const CompiledRule& rule = rule_at(i);
+        if (filter && !rule.Targets(tool)) return ConditionResult::kFalse;
+        if (rule.condition < 0) return ConditionResult::kTrue;
+        ConditionResult result = ev.Condition(static_cast<uint32_t>(rule.condition));
+        if (result == ConditionResult::kError) {
+          d.errors.push_back(rule.id + ": " + ev.error());
+          fired_error = ev.error();
+          ev.ClearError();
+        }
+        return result;
+      });
+
+  if (fired) {
+    const CompiledRule& rule = rule_at(*fired);
+    d.rule = RefOf(rule);
+    if (rule.key.effect == Effect::kAllow) {
+      d.outcome = Outcome::kAllow;
+      d.reason = "allowed by " + rule.id;
+      if (updates != nullptr) *updates = rule.updates;
+      return finish(d);
+    }
+    const bool by_error = !d.errors.empty() && d.errors.back().compare(0, rule.id.size() + 2, rule.id + ": ") == 0;
+    if (by_error) {
+      d.reason = "forbidden by " + rule.id + " because its condition failed: " + fired_error;
+    } else if (rule.condition >= 0) {
+      d.reason = "forbidden by " + rule.id + ": " + ev.Text(static_cast<uint32_t>(rule.condition)) + " holds";
+    } else {
+      d.reason = "forbidden by " + rule.id;
+    }
+    deny(rule.fallback, rule.message);
+    return finish(d);
+  }
+
+  // No rule decided: explain with the closest allow rule ("why not").
+  const CompiledRule* closest = nullptr;
+  size_t best = 0;
+  std::string why;
+  for (size_t i = 0; i < count; ++i) {
+    const CompiledRule& rule = rule_at(i);
+    if (rule.key.effect != Effect::kAllow || (filter && !rule.Targets(tool))) continue;
+    size_t passed = 0;
+    std::string failure;
+    for (uint32_t conjunct : rule.conjuncts) {
+      ev.ClearError();
+      ConditionResult r = ev.Condition(conjunct);
+      if (r == ConditionResult::kTrue) {
+        ++passed;
+        continue;
+      }
+      if (r == ConditionResult::kError) {
+        failure = ev.Text(conjunct) + " failed: " + ev.error();
+      } else {
+        failure = ev.Text(conjunct) + " is false";
+        std::string details = OperandDetails(ev, plan, conjunct);
+        if (!details.empty()) failure += " (" + details + ")";
+      }
+      break;
+    }
+    if (closest == nullptr || passed > best) {
+      closest = &rule;
+      best = passed;
+      why = failure;
+    }
+  }
+  if (closest == nullptr) {
+    d.reason = "no rule allows `" + d.tool + "`";
+  } else {
+    d.reason = "no rule allows this call; the closest, " + closest->id + ", fails because " + why;
+  }
+  deny(plan.default_fallback, plan.default_message);
+  return finish(d);
+}
+
+}  // namespace toolwarden

@@ -1,0 +1,92 @@
+// Session: one agent run under one Program.
+//
+//   std::shared_ptr<const Program> program = ...;   // see program.h / loader.h
+//   Session session(program, "Pay the bill in bill-december-2023.txt");
+//   Decision d = session.Decide("send_money", args);  // records the call if allowed
+//   if (d.allowed()) session.AttachResult(*d.call, tool_result);
+//
+// A session holds the user's query, the values the host trusts, the history of
+// allowed calls (with their results, attached later) and the rules that
+// `update` blocks have added. Check() answers "would this be allowed?" with no
+// side effects; Decide() also records an allowed call and applies the deciding
+// rule's `update` block. A Session is not thread-safe; the Program it shares is.
+#ifndef TOOLWARDEN_INTERPRETER_SESSION_H_
+#define TOOLWARDEN_INTERPRETER_SESSION_H_
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "interpreter/decision.h"
+#include "interpreter/program.h"
+#include "nlohmann/json.hpp"
+#include "policy/status.h"
+
+namespace toolwarden {
+
+// Most allowed calls one session records. Past it every call is denied (an agent
+// in a loop must not grow memory without bound, and budgets must stay exact).
+inline constexpr size_t kMaxHistory = 10000;
+// Evaluation steps per decision, over all rules tried. Stops a policy with huge
+// quantifier loops from turning one decision into a denial of service.
+inline constexpr size_t kMaxEvalSteps = 100000;
+// Deepest argument JSON a call may carry, and its most nodes.
+inline constexpr int kMaxArgDepth = 64;
+inline constexpr size_t kMaxArgNodes = 100000;
+// Most trusted values a host may register.
+inline constexpr size_t kMaxTrustedValues = 10000;
+
+struct CallRecord {
+  std::string tool;
+  nlohmann::json args;
+  std::optional<nlohmann::json> result;
+};
+
+struct SessionLimits {
+  size_t max_history = kMaxHistory;
+  size_t max_eval_steps = kMaxEvalSteps;
+};
+
+class Session {
+ public:
+  // A null program denies every call.
+  Session(std::shared_ptr<const Program> program, std::string query,
+          std::vector<std::string> trusted_values = {}, SessionLimits limits = {});
+
+  Decision Check(std::string_view tool, const nlohmann::json& args) const;
+  Decision Decide(std::string_view tool, const nlohmann::json& args);
+
+  // Attaches the result of the allowed call `call` (Decision::call). Results of
+  // tools the policy `trust`s become trusted provenance for `from trusted`.
+  Status AttachResult(size_t call, nlohmann::json result);
+  // Registers a value as trusted (`X from trusted`).
+  Status AddTrustedValue(std::string value);
+
+  const std::string& query() const { return query_; }
+  const std::vector<CallRecord>& history() const { return history_; }
+  const std::vector<std::string>& trusted_values() const { return trusted_values_; }
+  // Rules added by `update` blocks so far, as rule ids in the order added.
+  std::vector<std::string> added_rules() const;
+  const std::shared_ptr<const Program>& program() const { return program_; }
+
+ private:
+  Decision Evaluate(std::string_view tool, const nlohmann::json& args,
+                    std::vector<uint32_t>* updates) const;
+
+  std::shared_ptr<const Program> program_;
+  std::string query_;
+  std::vector<std::string> trusted_values_;
+  SessionLimits limits_;
+  std::vector<CallRecord> history_;
+  struct Added {
+    uint32_t rule;  // index into the plan's rules
+    uint64_t order;
+  };
+  std::vector<Added> added_;
+};
+
+}  // namespace toolwarden
+
+#endif  // TOOLWARDEN_INTERPRETER_SESSION_H_

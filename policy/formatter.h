@@ -1,0 +1,27 @@
+// Format: AST -> canonical policy text (`toolwarden fmt`).
+//
+// One item per line, two-space continuation indent, minimal parentheses, the
+// canonical spelling of every literal; comments are kept (a comment inside an
+// item moves to just before it). Formatting never changes meaning: parsing the
+// output gives the same AST, and formatting it again gives the same text.
+#ifndef TOOLWARDEN_POLICY_FORMATTER_H_
+#define TOOLWARDEN_POLICY_FORMATTER_H_
+
+#include <string>
+
+#include "policy/ast.h"
+#include "policy/source.h"
+
+namespace toolwarden {
+
+// Lines longer than this are broken before `when`, `priority` and `fallback`.
+inline constexpr size_t kFormatLineWidth = 100;
+
+// `ast` must come from parsing `source` without errors.
+std::string Format(const PolicyAst& ast, const Source& source);
+// The canonical text of one expression, e.g. for messages and tests.
+std::string FormatExpr(const Expr& expr);
+
+}  // namespace toolwarden
+
+#endif  // TOOLWARDEN_POLICY_FORMATTER_H_

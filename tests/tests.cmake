@@ -1,0 +1,1 @@
+# CLI-level tests (conformance corpus, golden files) are added in tests/tests.cmake
