@@ -83,7 +83,8 @@ int Usage(std::ostream& err, const std::string& message) {
   return kExitUsage;
 }
 
-std::string Dump(const nlohmann::json& j, int indent = -1) {
+template <typename Json>
+std::string Dump(const Json& j, int indent = -1) {
   return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 

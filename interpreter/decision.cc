@@ -21,8 +21,8 @@ const char* FallbackName(FallbackKind kind) {
   return "block";
 }
 
-nlohmann::json DecisionToJson(const Decision& d) {
-  nlohmann::json out = nlohmann::json::object();
+nlohmann::ordered_json DecisionToJson(const Decision& d) {
+  nlohmann::ordered_json out = nlohmann::ordered_json::object();
   out["decision"] = OutcomeName(d.outcome);
   out["tool"] = d.tool;
   if (d.rule) {
@@ -32,7 +32,7 @@ nlohmann::json DecisionToJson(const Decision& d) {
   } else {
     out["rule"] = nullptr;
   }
-  out["fallback"] = d.fallback ? nlohmann::json(FallbackName(*d.fallback)) : nlohmann::json();
+  out["fallback"] = d.fallback ? nlohmann::ordered_json(FallbackName(*d.fallback)) : nlohmann::ordered_json();
   out["message"] = d.message;
   out["reason"] = d.reason;
   out["errors"] = d.errors;

@@ -42,7 +42,7 @@ struct Decision {
 
 // {"decision", "tool", "rule": {"id","effect","priority"} | null, "fallback", "message",
 //  "reason", "errors", "policy", "eval_ns"[, "call"]}
-nlohmann::json DecisionToJson(const Decision& decision);
+nlohmann::ordered_json DecisionToJson(const Decision& decision);
 
 }  // namespace toolwarden
 

@@ -107,13 +107,22 @@ bool ValuesEqual(const Value& a, const Value& b) {
 
 bool OccursAsTokenRun(std::string_view haystack, std::string_view needle) {
   if (needle.empty() || needle.size() > haystack.size()) return false;
+  auto digit = [&](size_t i) { return i < haystack.size() && haystack[i] >= '0' && haystack[i] <= '9'; };
+  auto separator = [&](size_t i) {
+    return i < haystack.size() && (haystack[i] == '.' || haystack[i] == ',');
+  };
+  const bool starts_digit = needle.front() >= '0' && needle.front() <= '9';
+  const bool ends_digit = needle.back() >= '0' && needle.back() <= '9';
   for (size_t i = 0; i + needle.size() <= haystack.size(); ++i) {
     if (i > 0 && IsAlnum(haystack[i - 1]) && IsAlnum(needle.front())) continue;
+    // A digit after "3." or "3," is inside a number: "5" is not in "100.5".
+    if (starts_digit && i >= 2 && separator(i - 1) && digit(i - 2)) continue;
     size_t k = 0;
     while (k < needle.size() && Lower(haystack[i + k]) == Lower(needle[k])) ++k;
     if (k != needle.size()) continue;
     size_t end = i + needle.size();
     if (end < haystack.size() && IsAlnum(haystack[end]) && IsAlnum(needle.back())) continue;
+    if (ends_digit && separator(end) && digit(end + 1)) continue;  // "100" is not in "100.5"
     return true;
   }
   return false;

@@ -1,0 +1,279 @@
+#include "interpreter/session.h"
+
+#include <thread>
+
+#include <catch2/catch.hpp>
+
+#include "interpreter/loader.h"
+
+namespace toolwarden {
+namespace {
+
+using nlohmann::json;
+
+std::shared_ptr<const Program> MustLoad(const std::string& text) {
+  LoadedPolicy loaded = LoadPolicyText("t.policy", text, "");
+  INFO(loaded.ErrorText());
+  REQUIRE(loaded.ok());
+  return loaded.program;
+}
+
+std::string RuleOf(const Decision& d) { return d.rule ? d.rule->id : "none"; }
+
+TEST_CASE("no policy denies everything") {
+  Session session(nullptr, "q");
+  Decision d = session.Decide("anything", json::object());
+  CHECK(d.outcome == Outcome::kDeny);
+  CHECK(d.reason == "no policy is loaded");
+  CHECK(session.history().empty());
+}
+
+TEST_CASE("first match in priority order, forbid before allow on ties, then source order") {
+  auto program = MustLoad(
+      "allow t when x == 1;\n"                        // 1
+      "forbid t when x == 1 priority 10;\n"           // 2: same priority, forbid wins
+      "allow t when x == 2 priority 5;\n"             // 3: lower priority runs first
+      "forbid t when x == 2 priority 5;\n"            // 4
+      "allow t when x >= 3;\n"                        // 5: source order among allows
+      "allow t when x >= 4;\n");                      // 6
+  Session s(program, "");
+  CHECK(RuleOf(s.Check("t", {{"x", 1}})) == "t.policy:2");
+  CHECK(RuleOf(s.Check("t", {{"x", 2}})) == "t.policy:4");
+  CHECK(RuleOf(s.Check("t", {{"x", 5}})) == "t.policy:5");
+  CHECK(s.Check("t", {{"x", 0}}).outcome == Outcome::kDeny);
+  CHECK(RuleOf(s.Check("t", {{"x", 0}})) == "none");
+}
+
+TEST_CASE("the default fallback and message templates") {
+  auto program = MustLoad(
+      "default ask \"{tool} needs approval for: {query} ({rule})\";\n"
+      "forbid t when x priority 1 fallback terminate \"stop {tool}: {reason}\";\n"
+      "forbid u;\n");
+  Session s(program, "the task");
+  Decision d = s.Check("other", json::object());
+  CHECK(d.outcome == Outcome::kAsk);
+  CHECK(d.message == "other needs approval for: the task (default)");
+  CHECK(d.fallback == FallbackKind::kAsk);
+  Decision t = s.Check("t", {{"x", true}});
+  CHECK(t.outcome == Outcome::kTerminate);
+  CHECK(t.message == "stop t: forbidden by t.policy:2: `x` holds");
+  Decision u = s.Check("u", json::object());
+  CHECK(u.outcome == Outcome::kDeny);
+  CHECK(u.fallback == FallbackKind::kBlock);
+  CHECK(u.message.find("Tool call `u` was blocked") == 0);
+}
+
+TEST_CASE("an error makes an allow rule false and a forbid rule true") {
+  auto program = MustLoad(
+      "allow t when x < 10;\n"                  // errors on a string x: counts as false
+      "allow t when y == 1;\n"                  // the walk continues
+      "forbid u when x < 10 priority 1;\n"      // errors on a string x: counts as true
+      "allow u;\n");
+  Session s(program, "");
+  Decision d = s.Check("t", {{"x", "a"}, {"y", 1}});
+  CHECK(d.outcome == Outcome::kAllow);
+  CHECK(RuleOf(d) == "t.policy:2");
+  REQUIRE(d.errors.size() == 1);
+  CHECK(d.errors[0].find("t.policy:1: `<` compares two numbers or two strings") == 0);
+  Decision e = s.Check("u", {{"x", "a"}});
+  CHECK(e.outcome == Outcome::kDeny);
+  CHECK(RuleOf(e) == "t.policy:3");
+  CHECK(e.reason.find("because its condition failed") != std::string::npos);
+  CHECK(s.Check("u", {{"x", 1}}).outcome == Outcome::kDeny);
+  CHECK(s.Check("u", {{"x", 11}}).outcome == Outcome::kAllow);
+}
+
+TEST_CASE("check has no side effects; decide records calls and applies updates once") {
+  auto program = MustLoad(
+      "allow read update { forbid send when to != \"me\" priority 1; };\n"
+      "allow send;\n");
+  Session s(program, "");
+  CHECK(s.Check("read", json::object()).allowed());
+  CHECK(s.history().empty());
+  CHECK(s.Check("send", {{"to", "x"}}).allowed());
+  Decision r = s.Decide("read", json::object());
+  REQUIRE(r.call == std::optional<size_t>(0));
+  CHECK(s.added_rules() == std::vector<std::string>{"t.policy:1"});
+  CHECK_FALSE(s.Check("send", {{"to", "x"}}).allowed());
+  CHECK(s.Check("send", {{"to", "me"}}).allowed());
+  s.Decide("read", json::object());
+  CHECK(s.added_rules().size() == 1);
+  CHECK(s.history().size() == 2);
+  Decision denied = s.Decide("send", {{"to", "x"}});
+  CHECK_FALSE(denied.call.has_value());
+  CHECK(s.history().size() == 2);
+}
+
+TEST_CASE("added rules come after file rules of the same priority") {
+  auto program = MustLoad(
+      "allow a update { forbid b; };\n"
+      "allow b;\n");
+  Session s(program, "");
+  s.Decide("a", json::object());
+  // forbid before allow on ties, whatever the source order.
+  CHECK_FALSE(s.Check("b", json::object()).allowed());
+  auto program2 = MustLoad(
+      "allow a update { allow b when x == 1; };\n"
+      "forbid b when x == 1 priority 11;\n");
+  Session s2(program2, "");
+  CHECK_FALSE(s2.Check("b", {{"x", 1}}).allowed());
+  s2.Decide("a", json::object());
+  CHECK(s2.Check("b", {{"x", 1}}).allowed());
+}
+
+TEST_CASE("state: count, called, sum over this session's allowed calls") {
+  auto program = MustLoad(
+      "forbid pay when sum(pay.amount) + amount > 100 priority 1;\n"
+      "forbid pay when count(\"p*\") >= 3 priority 1;\n"
+      "allow pay;\n"
+      "allow log when called(pay);\n");
+  Session s(program, "");
+  CHECK_FALSE(s.Check("log", json::object()).allowed());
+  CHECK(s.Decide("pay", {{"amount", 60}}).allowed());
+  CHECK(s.Check("log", json::object()).allowed());
+  CHECK_FALSE(s.Decide("pay", {{"amount", 41}}).allowed());
+  CHECK(s.Decide("pay", {{"amount", 40}}).allowed());
+  CHECK(s.Decide("pay", {{"amount", 0}}).allowed());
+  Decision fourth = s.Decide("pay", {{"amount", 0}});
+  CHECK_FALSE(fourth.allowed());
+  CHECK(RuleOf(fourth) == "t.policy:2");
+}
+
+TEST_CASE("provenance: from query and from trusted") {
+  auto program = MustLoad(
+      "trust get_iban;\n"
+      "allow get_iban, read;\n"
+      "allow pay when recipient from trusted and amount from query;\n"
+      "allow mail when to from query;\n");
+  Session s(program, "Pay 100.5 to my landlord, and e-mail BOB@x.com");
+  CHECK(s.Check("mail", {{"to", "bob@x.com"}}).allowed());
+  CHECK_FALSE(s.Check("mail", {{"to", "ob@x.com"}}).allowed());
+  CHECK(s.Check("mail", {{"to", json::array({"bob@x.com", "landlord"})}}).allowed());
+  CHECK_FALSE(s.Check("pay", {{"recipient", "DE89"}, {"amount", 100.5}}).allowed());
+  Decision read = s.Decide("read", json::object());
+  REQUIRE(s.AttachResult(*read.call, "IBAN DE89 from an untrusted file").ok());
+  CHECK_FALSE(s.Check("pay", {{"recipient", "DE89"}, {"amount", 100.5}}).allowed());
+  Decision iban = s.Decide("get_iban", json::object());
+  CHECK_FALSE(s.Check("pay", {{"recipient", "DE89"}, {"amount", 100.5}}).allowed());  // no result yet
+  REQUIRE(s.AttachResult(*iban.call, json{{"iban", "DE89"}}).ok());
+  CHECK(s.Check("pay", {{"recipient", "DE89"}, {"amount", 100.5}}).allowed());
+  CHECK_FALSE(s.Check("pay", {{"recipient", "DE89"}, {"amount", 100}}).allowed());
+  REQUIRE(s.AddTrustedValue("GB29").ok());
+  CHECK(s.Check("pay", {{"recipient", "GB29"}, {"amount", 100.5}}).allowed());
+  CHECK(s.AttachResult(*iban.call, json(1)).code() == StatusCode::kFailedPrecondition);
+  CHECK(s.AttachResult(99, json(1)).code() == StatusCode::kNotFound);
+}
+
+TEST_CASE("why not: the closest allow rule and its first failing condition") {
+  auto program = MustLoad(
+      "let ok = [\"A\", \"B\"];\n"
+      "allow pay when amount > 0 and recipient in ok and amount < 10;\n"
+      "allow pay when memo == \"x\";\n");
+  Session s(program, "");
+  Decision d = s.Check("pay", {{"amount", 5}, {"recipient", "C"}});
+  CHECK(d.outcome == Outcome::kDeny);
+  CHECK(d.reason ==
+        "no rule allows this call; the closest, t.policy:2, fails because `recipient in ok` is "
+        "false (`recipient` is \"C\")");
+  CHECK(s.Check("nothing", json::object()).reason == "no rule allows `nothing`");
+}
+
+TEST_CASE("globs and * reach tools the index does not know") {
+  auto program = MustLoad("allow \"get_*\";\nforbid \"get_secret?\" priority 1;\nallow * when tool == \"x\";\n");
+  Session s(program, "");
+  CHECK(s.Check("get_balance", json::object()).allowed());
+  CHECK_FALSE(s.Check("get_secret1", json::object()).allowed());
+  CHECK(s.Check("get_secret12", json::object()).allowed());
+  CHECK(s.Check("x", json::object()).allowed());
+  CHECK_FALSE(s.Check("y", json::object()).allowed());
+}
+
+TEST_CASE("limit: arguments that are not an object, too deep, or too many") {
+  auto program = MustLoad("allow t;\n");
+  Session s(program, "");
+  CHECK_FALSE(s.Decide("t", json::array()).allowed());
+  json deep = json::object();
+  json* cursor = &deep;
+  for (int i = 0; i < 100000; ++i) {
+    (*cursor)["a"] = json::object();
+    cursor = &(*cursor)["a"];
+  }
+  Decision d = s.Decide("t", deep);
+  CHECK_FALSE(d.allowed());
+  CHECK(d.errors.at(0).find("exceed 64 levels") != std::string::npos);
+  json wide = {{"a", json::array()}};
+  for (size_t i = 0; i < kMaxArgNodes; ++i) wide["a"].push_back(1);
+  CHECK_FALSE(s.Decide("t", wide).allowed());
+  // The next well-formed call is decided as usual.
+  CHECK(s.Decide("t", json::object()).allowed());
+}
+
+TEST_CASE("limit: evaluation steps per decision") {
+  auto program = MustLoad(
+      "allow t when all(x in xs, all(y in xs, x == y or true));\n"
+      "forbid u when all(x in xs, all(y in xs, x == y or true)) == false;\n"
+      "allow u;\n");
+  Session s(program, "");
+  json xs = json::array();
+  for (int i = 0; i < 1000; ++i) xs.push_back(i);
+  Decision d = s.Decide("t", {{"xs", xs}});
+  CHECK_FALSE(d.allowed());
+  CHECK(d.errors.at(0).find("step budget") != std::string::npos);
+  CHECK_FALSE(s.Decide("u", {{"xs", xs}}).allowed());  // the error makes the forbid hold
+  CHECK(s.Decide("t", {{"xs", json::array({1, 2})}}).allowed());
+}
+
+TEST_CASE("limit: session history") {
+  auto program = MustLoad("allow t;\n");
+  SessionLimits limits;
+  limits.max_history = 3;
+  Session s(program, "", {}, limits);
+  for (int i = 0; i < 3; ++i) CHECK(s.Decide("t", json::object()).allowed());
+  Decision d = s.Decide("t", json::object());
+  CHECK_FALSE(d.allowed());
+  CHECK(d.reason.find("history is full") != std::string::npos);
+  CHECK(s.history().size() == 3);
+}
+
+TEST_CASE("limit: trusted values per session") {
+  Session s(MustLoad("allow t;\n"), "");
+  for (size_t i = 0; i < kMaxTrustedValues; ++i) REQUIRE(s.AddTrustedValue("v").ok());
+  CHECK(s.AddTrustedValue("v").code() == StatusCode::kResourceExhausted);
+}
+
+TEST_CASE("a program is shared by sessions on many threads") {
+  auto program = MustLoad("let ok = [\"a\", \"b\"];\nallow t when x in ok and url(u).host endswith \".com\";\n");
+  std::vector<std::thread> threads;
+  std::vector<int> allowed(4, 0);
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      Session s(program, "");
+      for (int i = 0; i < 2000; ++i) {
+        allowed[t] += s.Decide("t", {{"x", i % 2 ? "a" : "c"}, {"u", "https://x.com/"}}).allowed();
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (int a : allowed) CHECK(a == 1000);
+}
+
+TEST_CASE("the decision record") {
+  auto program = MustLoad("policy p;\nforbid t priority 3 fallback block \"no\";\n");
+  Session s(program, "");
+  json j = DecisionToJson(s.Check("t", json::object()));
+  CHECK(j["decision"] == "deny");
+  CHECK(j["tool"] == "t");
+  CHECK(j["rule"] == json{{"id", "t.policy:2"}, {"effect", "forbid"}, {"priority", 3}});
+  CHECK(j["fallback"] == "block");
+  CHECK(j["message"] == "no");
+  CHECK(j["errors"] == json::array());
+  CHECK(j["policy"].get<std::string>().rfind("sha256:", 0) == 0);
+  CHECK(j["policy"].get<std::string>().size() == 7 + 64);
+  CHECK(j["eval_ns"].is_number_integer());
+  CHECK_FALSE(j.contains("call"));
+  CHECK(program->name() == "p");
+  CHECK(program->rule_count() == 1);
+}
+
+}  // namespace
+}  // namespace toolwarden
