@@ -43,15 +43,21 @@ std::string RunCase(const json& c, const std::shared_ptr<const Program>& program
     json args = call.contains("args") ? call["args"] : json::object();
     Decision d = session.Decide(call["tool"].get<std::string>(), args);
     std::string got = OutcomeName(d.outcome);
-    std::string summary = " (got " + got + ", rule " + (d.rule ? d.rule->id : "none") +
-                          ", reason: " + d.reason + ")";
+    std::string summary =
+        " (got " + got + ", rule " + (d.rule ? d.rule->id : "none") + ", reason: " + d.reason + ")";
     if (got != expect) return where + " `" + d.tool + "`: expected " + expect + summary;
     if (call.contains("rule")) {
       const json& rule = call["rule"];
       std::string actual = d.rule ? d.rule->id : "";
-      if (rule.is_null() ? d.rule.has_value() : (!rule.is_string() || rule.get<std::string>() != actual)) {
+      if (rule.is_null() ? d.rule.has_value()
+                         : (!rule.is_string() || rule.get<std::string>() != actual)) {
         return where + " `" + d.tool + "`: expected rule " + rule.dump() + summary;
       }
+    }
+    std::string message = Str(call, "message");
+    if (!message.empty() && d.message.find(message) == std::string::npos) {
+      return where + " `" + d.tool + "`: expected a message containing \"" + message + "\"" +
+             summary + " message: " + d.message;
     }
     std::string reason = Str(call, "reason");
     if (!reason.empty() && d.reason.find(reason) == std::string::npos) {
@@ -62,7 +68,8 @@ std::string RunCase(const json& c, const std::shared_ptr<const Program>& program
       bool found = false;
       for (const std::string& e : d.errors) found = found || e.find(wanted) != std::string::npos;
       if (!found) {
-        return where + " `" + d.tool + "`: expected an error containing \"" + wanted + "\"" + summary;
+        return where + " `" + d.tool + "`: expected an error containing \"" + wanted + "\"" +
+               summary;
       }
     } else if (!d.errors.empty()) {
       return where + " `" + d.tool + "`: unexpected error: " + d.errors.front();
@@ -109,11 +116,12 @@ PolicyTestReport RunPolicyTestFile(const std::string& path) {
       report.passed++;
       return report;
     }
-    return fail_file("expected a load error containing \"" + wanted + "\", got: " +
-                     (loaded.ok() ? std::string("no error") : errors));
+    return fail_file("expected a load error containing \"" + wanted +
+                     "\", got: " + (loaded.ok() ? std::string("no error") : errors));
   }
   if (!loaded.ok()) return fail_file("the policy does not load:\n" + loaded.ErrorText());
-  if (!doc->contains("cases") || !(*doc)["cases"].is_array()) return fail_file("needs a `cases` array");
+  if (!doc->contains("cases") || !(*doc)["cases"].is_array())
+    return fail_file("needs a `cases` array");
   for (const json& c : (*doc)["cases"]) {
     std::string failure = RunCase(c, loaded.program);
     if (failure.empty()) {

@@ -6,7 +6,7 @@
 //               "calls": [{"tool": "...", "args": {...}, "result"?: ...,
 //                          "expect": "allow|deny|ask|terminate",
 //                          "rule"?: "FILE:LINE" | null, "reason"?: "SUBSTRING",
-//                          "error"?: "SUBSTRING"}]}]}
+//                          "message"?: "SUBSTRING", "error"?: "SUBSTRING"}]}]}
 //
 // Paths are relative to the test file. Each case is one Session; its calls are
 // decided in order and `result` is attached to an allowed call. `rule: null`

@@ -56,7 +56,7 @@ primary
   | INT                                             # IntLiteral
   | STRING                                          # StringLiteral
   | RAW_STRING                                      # RawStringLiteral
-  | '[' (expr (',' expr)*)? ','? ']'                # ListLiteral
+  | '[' (expr (',' expr)* ','?)? ']'                # ListLiteral
   | IDENT '(' (expr (',' expr)*)? ')'               # CallExpr
   | IDENT                                           # NameExpr
   | '(' expr ')'                                    # ParenExpr

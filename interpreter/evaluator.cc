@@ -63,12 +63,18 @@ Value String(std::string_view s) {
 
 const char* KindName(Value::Kind k) {
   switch (k) {
-    case Value::Kind::kNull: return "null";
-    case Value::Kind::kBool: return "boolean";
-    case Value::Kind::kNumber: return "number";
-    case Value::Kind::kString: return "string";
-    case Value::Kind::kArray: return "array";
-    case Value::Kind::kObject: return "object";
+    case Value::Kind::kNull:
+      return "null";
+    case Value::Kind::kBool:
+      return "boolean";
+    case Value::Kind::kNumber:
+      return "number";
+    case Value::Kind::kString:
+      return "string";
+    case Value::Kind::kArray:
+      return "array";
+    case Value::Kind::kObject:
+      return "object";
   }
   return "null";
 }
@@ -84,44 +90,77 @@ char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' +
 // A JSON value that equals `v`, for deep comparisons.
 nlohmann::json ToJson(const Value& v) {
   switch (v.kind) {
-    case Value::Kind::kNull: return nullptr;
-    case Value::Kind::kBool: return v.boolean;
-    case Value::Kind::kNumber: return v.number;
-    case Value::Kind::kString: return std::string(v.string);
-    default: return *v.json;
+    case Value::Kind::kNull:
+      return nullptr;
+    case Value::Kind::kBool:
+      return v.boolean;
+    case Value::Kind::kNumber:
+      return v.number;
+    case Value::Kind::kString:
+      return std::string(v.string);
+    default:
+      return *v.json;
   }
 }
 
 }  // namespace
 
+bool JsonEqual(const nlohmann::json& a, const nlohmann::json& b) {
+  if (a.is_number() && b.is_number()) return a.get<double>() == b.get<double>();
+  if (a.type() != b.type()) return false;
+  if (a.is_array()) {
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i) {
+      if (!JsonEqual(a[i], b[i])) return false;
+    }
+    return true;
+  }
+  if (a.is_object()) {
+    if (a.size() != b.size()) return false;
+    for (auto it = a.begin(); it != a.end(); ++it) {
+      auto other = b.find(it.key());
+      if (other == b.end() || !JsonEqual(*it, *other)) return false;
+    }
+    return true;
+  }
+  return a == b;
+}
+
 bool ValuesEqual(const Value& a, const Value& b) {
   if (a.kind != b.kind) return false;
   switch (a.kind) {
-    case Value::Kind::kNull: return true;
-    case Value::Kind::kBool: return a.boolean == b.boolean;
-    case Value::Kind::kNumber: return a.number == b.number;
-    case Value::Kind::kString: return a.string == b.string;
-    default: return *a.json == *b.json;  // nlohmann compares 1 == 1.0 as equal
+    case Value::Kind::kNull:
+      return true;
+    case Value::Kind::kBool:
+      return a.boolean == b.boolean;
+    case Value::Kind::kNumber:
+      return a.number == b.number;
+    case Value::Kind::kString:
+      return a.string == b.string;
+    default:
+      return JsonEqual(*a.json, *b.json);
   }
 }
 
 bool OccursAsTokenRun(std::string_view haystack, std::string_view needle) {
   if (needle.empty() || needle.size() > haystack.size()) return false;
-  auto digit = [&](size_t i) { return i < haystack.size() && haystack[i] >= '0' && haystack[i] <= '9'; };
+  auto digit = [&](size_t i) {
+    return i < haystack.size() && haystack[i] >= '0' && haystack[i] <= '9';
+  };
   auto separator = [&](size_t i) {
     return i < haystack.size() && (haystack[i] == '.' || haystack[i] == ',');
   };
   const bool starts_digit = needle.front() >= '0' && needle.front() <= '9';
   const bool ends_digit = needle.back() >= '0' && needle.back() <= '9';
   for (size_t i = 0; i + needle.size() <= haystack.size(); ++i) {
-    if (i > 0 && IsAlnum(haystack[i - 1]) && IsAlnum(needle.front())) continue;
+    if (i > 0 && IsAlnum(haystack[i - 1])) continue;
     // A digit after "3." or "3," is inside a number: "5" is not in "100.5".
     if (starts_digit && i >= 2 && separator(i - 1) && digit(i - 2)) continue;
     size_t k = 0;
     while (k < needle.size() && Lower(haystack[i + k]) == Lower(needle[k])) ++k;
     if (k != needle.size()) continue;
     size_t end = i + needle.size();
-    if (end < haystack.size() && IsAlnum(haystack[end]) && IsAlnum(needle.back())) continue;
+    if (end < haystack.size() && IsAlnum(haystack[end])) continue;
     if (ends_digit && separator(end) && digit(end + 1)) continue;  // "100" is not in "100.5"
     return true;
   }
@@ -129,19 +168,29 @@ bool OccursAsTokenRun(std::string_view haystack, std::string_view needle) {
 }
 
 std::string ShortestNumber(double d) {
-  char buffer[64];
-  auto result = std::to_chars(buffer, buffer + sizeof(buffer), d);
+  // Shortest round-trip digits, always in positional (not scientific) form, as
+  // people write numbers in a query: 1000000, not 1e+06.
+  char buffer[400];
+  auto result = std::to_chars(buffer, buffer + sizeof(buffer), d, std::chars_format::fixed);
   return std::string(buffer, result.ptr);
 }
 
 std::string Evaluator::Describe(const Value& v) {
   std::string text;
   switch (v.kind) {
-    case Value::Kind::kNull: return "null";
-    case Value::Kind::kBool: return v.boolean ? "true" : "false";
-    case Value::Kind::kNumber: return ShortestNumber(v.number);
-    case Value::Kind::kString: text = nlohmann::json(std::string(v.string)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); break;
-    default: text = v.json->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); break;
+    case Value::Kind::kNull:
+      return "null";
+    case Value::Kind::kBool:
+      return v.boolean ? "true" : "false";
+    case Value::Kind::kNumber:
+      return ShortestNumber(v.number);
+    case Value::Kind::kString:
+      text = nlohmann::json(std::string(v.string))
+                 .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      break;
+    default:
+      text = v.json->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      break;
   }
   if (text.size() > 80) text = text.substr(0, 77) + "...";
   return text;
@@ -181,8 +230,8 @@ bool Evaluator::Bool(uint32_t node, bool* out) {
   Value v;
   if (!Eval(node, &v)) return false;
   if (v.kind != Value::Kind::kBool) {
-    return Fail(node, Text(node) + " is " + KindName(v.kind) + " (" + Describe(v) +
-                          "), not a boolean");
+    return Fail(node,
+                Text(node) + " is " + KindName(v.kind) + " (" + Describe(v) + "), not a boolean");
   }
   *out = v.boolean;
   return true;
@@ -190,8 +239,8 @@ bool Evaluator::Bool(uint32_t node, bool* out) {
 
 bool Evaluator::Eval(uint32_t index, Value* out) {
   if (++steps_ > context_.max_steps) {
-    return Fail(index, "evaluation step budget of " + std::to_string(context_.max_steps) +
-                           " exceeded");
+    return Fail(index,
+                "evaluation step budget of " + std::to_string(context_.max_steps) + " exceeded");
   }
   const Plan& plan = *context_.plan;
   const Node& n = plan.nodes[index];
@@ -275,7 +324,8 @@ bool Evaluator::Eval(uint32_t index, Value* out) {
       Value v;
       if (!Eval(n.a, &v)) return false;
       if (v.kind != Value::Kind::kNumber) {
-        return Fail(index, "unary `-` needs a number, but " + Text(n.a) + " is " + KindName(v.kind));
+        return Fail(index,
+                    "unary `-` needs a number, but " + Text(n.a) + " is " + KindName(v.kind));
       }
       *out = Number(-v.number);
       return true;
@@ -301,13 +351,21 @@ bool Evaluator::Eval(uint32_t index, Value* out) {
       const ConstSet& set = *plan.sets[n.b];
       bool found = false;
       switch (v.kind) {
-        case Value::Kind::kNull: found = set.has_null; break;
-        case Value::Kind::kBool: found = v.boolean ? set.has_true : set.has_false; break;
-        case Value::Kind::kNumber: found = set.numbers.count(v.number) > 0; break;
-        case Value::Kind::kString: found = set.strings.count(v.string) > 0; break;
+        case Value::Kind::kNull:
+          found = set.has_null;
+          break;
+        case Value::Kind::kBool:
+          found = v.boolean ? set.has_true : set.has_false;
+          break;
+        case Value::Kind::kNumber:
+          found = set.numbers.count(v.number) > 0;
+          break;
+        case Value::Kind::kString:
+          found = set.strings.count(v.string) > 0;
+          break;
         default:
           for (const nlohmann::json* other : set.others) {
-            if (*other == *v.json) {
+            if (JsonEqual(*other, *v.json)) {
               found = true;
               break;
             }
@@ -320,10 +378,11 @@ bool Evaluator::Eval(uint32_t index, Value* out) {
       Value v;
       if (!Eval(n.a, &v)) return false;
       if (v.kind != Value::Kind::kString) {
-        return Fail(index, "`matches` needs a string, but " + Text(n.a) + " is " + KindName(v.kind));
+        return Fail(index,
+                    "`matches` needs a string, but " + Text(n.a) + " is " + KindName(v.kind));
       }
-      *out = BoolValue(RE2::FullMatch(re2::StringPiece(v.string.data(), v.string.size()),
-                                 *plan.regexes[n.b]));
+      *out = BoolValue(
+          RE2::FullMatch(re2::StringPiece(v.string.data(), v.string.size()), *plan.regexes[n.b]));
       return true;
     }
     case NodeOp::kFromQuery:
@@ -351,7 +410,10 @@ bool Evaluator::EvalBinary(const Node& n, uint32_t index, Value* out) {
     case Op::kNe:
       *out = BoolValue(!ValuesEqual(l, r));
       return true;
-    case Op::kLt: case Op::kLe: case Op::kGt: case Op::kGe: {
+    case Op::kLt:
+    case Op::kLe:
+    case Op::kGt:
+    case Op::kGe: {
       int c;
       if (l.kind == Value::Kind::kNumber && r.kind == Value::Kind::kNumber) {
         c = l.number < r.number ? -1 : (l.number > r.number ? 1 : 0);
@@ -368,7 +430,11 @@ bool Evaluator::EvalBinary(const Node& n, uint32_t index, Value* out) {
       *out = BoolValue(b);
       return true;
     }
-    case Op::kAdd: case Op::kSub: case Op::kMul: case Op::kDiv: case Op::kMod: {
+    case Op::kAdd:
+    case Op::kSub:
+    case Op::kMul:
+    case Op::kDiv:
+    case Op::kMod: {
       if (l.kind != Value::Kind::kNumber || r.kind != Value::Kind::kNumber) {
         return Fail(index, op + " needs numbers, but " + Text(n.a) + " is " + KindName(l.kind) +
                                " and " + Text(n.b) + " is " + KindName(r.kind));
@@ -385,7 +451,8 @@ bool Evaluator::EvalBinary(const Node& n, uint32_t index, Value* out) {
       *out = Number(v);
       return true;
     }
-    case Op::kIn: case Op::kNotIn: {
+    case Op::kIn:
+    case Op::kNotIn: {
       if (r.kind != Value::Kind::kArray) {
         return Fail(index, op + " needs an array on the right, but " + Text(n.b) + " is " +
                                KindName(r.kind));
@@ -401,15 +468,18 @@ bool Evaluator::EvalBinary(const Node& n, uint32_t index, Value* out) {
       *out = BoolValue(n.binary == Op::kIn ? found : !found);
       return true;
     }
-    case Op::kContains: case Op::kStartsWith: case Op::kEndsWith: {
+    case Op::kContains:
+    case Op::kStartsWith:
+    case Op::kEndsWith: {
       if (l.kind != Value::Kind::kString || r.kind != Value::Kind::kString) {
         return Fail(index, op + " needs strings, but " + Text(n.a) + " is " + KindName(l.kind) +
                                " and " + Text(n.b) + " is " + KindName(r.kind));
       }
       const std::string_view s = l.string, t = r.string;
-      bool b = n.binary == Op::kContains     ? s.find(t) != std::string_view::npos
-               : n.binary == Op::kStartsWith ? s.substr(0, t.size()) == t
-                                             : s.size() >= t.size() && s.substr(s.size() - t.size()) == t;
+      bool b = n.binary == Op::kContains ? s.find(t) != std::string_view::npos
+               : n.binary == Op::kStartsWith
+                   ? s.substr(0, t.size()) == t
+                   : s.size() >= t.size() && s.substr(s.size() - t.size()) == t;
       *out = BoolValue(b);
       return true;
     }
@@ -490,8 +560,8 @@ bool Evaluator::EvalCall(const Node& n, uint32_t index, Value* out) {
     return true;
   }
   if (arg.kind != Value::Kind::kString) {
-    const char* name = n.op == NodeOp::kLower ? "lower"
-                       : n.op == NodeOp::kUrl ? "url"
+    const char* name = n.op == NodeOp::kLower   ? "lower"
+                       : n.op == NodeOp::kUrl   ? "url"
                        : n.op == NodeOp::kEmail ? "email"
                                                 : "path";
     return Fail(index, std::string("`") + name + "` needs a string, but " + Text(n.a) + " is " +
@@ -578,7 +648,8 @@ bool Evaluator::OccursInTrusted(std::string_view needle) {
   for (const CallRecord& call : *context_.history) {
     if (!call.result) continue;
     bool trusted_tool = false;
-    for (const ToolPattern& t : plan.trusted_tools) trusted_tool = trusted_tool || t.Matches(call.tool);
+    for (const ToolPattern& t : plan.trusted_tools)
+      trusted_tool = trusted_tool || t.Matches(call.tool);
     if (!trusted_tool) continue;
     // Walk the result's string and number leaves without recursion.
     std::vector<const nlohmann::json*> stack = {&*call.result};

@@ -72,8 +72,10 @@ class Evaluator {
   std::vector<std::unique_ptr<nlohmann::json>> values_;
 };
 
-// Deep JSON equality of two values (numbers compare as doubles: 1 == 1.0).
+// Deep JSON equality of two values; numbers compare as doubles at any depth
+// (1 == 1.0, and 2^53 == 2^53 + 1, as in JavaScript).
 bool ValuesEqual(const Value& a, const Value& b);
+bool JsonEqual(const nlohmann::json& a, const nlohmann::json& b);
 // Whether `needle` occurs in `haystack` as a whole run of tokens: ASCII
 // case-insensitive, bounded by non-alphanumeric characters or the ends.
 bool OccursAsTokenRun(std::string_view haystack, std::string_view needle);

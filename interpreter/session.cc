@@ -18,13 +18,15 @@ using internal::Plan;
 
 namespace {
 
-// Depth and node count of argument JSON, with recursion bounded by max_depth.
-bool ArgsWithinLimits(const nlohmann::json& j, int depth, size_t* nodes) {
-  if (++*nodes > kMaxArgNodes || depth > kMaxArgDepth) return false;
-  if (j.is_structured()) {
-    for (const auto& child : j) {
-      if (!ArgsWithinLimits(child, depth + 1, nodes)) return false;
-    }
+// Whether argument JSON nests at most kMaxArgDepth containers deep (a scalar is
+// 0 levels, `{}` 1) and holds at most kMaxArgNodes values, the root included.
+// `enclosing` counts the containers around `j`; recursion stops at the limit.
+bool ArgsWithinLimits(const nlohmann::json& j, int enclosing, size_t* nodes) {
+  if (++*nodes > kMaxArgNodes) return false;
+  if (!j.is_structured()) return true;
+  if (enclosing + 1 > kMaxArgDepth) return false;
+  for (const auto& child : j) {
+    if (!ArgsWithinLimits(child, enclosing + 1, nodes)) return false;
   }
   return true;
 }
@@ -71,9 +73,12 @@ std::string Expand(const std::string& message, const Decision& d, std::string_vi
 
 Outcome OutcomeOf(FallbackKind kind) {
   switch (kind) {
-    case FallbackKind::kAsk: return Outcome::kAsk;
-    case FallbackKind::kTerminate: return Outcome::kTerminate;
-    case FallbackKind::kBlock: break;
+    case FallbackKind::kAsk:
+      return Outcome::kAsk;
+    case FallbackKind::kTerminate:
+      return Outcome::kTerminate;
+    case FallbackKind::kBlock:
+      break;
   }
   return Outcome::kDeny;
 }
@@ -87,12 +92,18 @@ std::string OperandDetails(Evaluator& ev, const Plan& plan, uint32_t node) {
   const Node& n = plan.nodes[node];
   std::vector<uint32_t> operands;
   switch (n.op) {
-    case NodeOp::kBinary: operands = {n.a, n.b}; break;
-    case NodeOp::kInSet: case NodeOp::kMatches: case NodeOp::kFromQuery:
-    case NodeOp::kFromTrusted: case NodeOp::kNot:
+    case NodeOp::kBinary:
+      operands = {n.a, n.b};
+      break;
+    case NodeOp::kInSet:
+    case NodeOp::kMatches:
+    case NodeOp::kFromQuery:
+    case NodeOp::kFromTrusted:
+    case NodeOp::kNot:
       operands = {n.a};
       break;
-    default: break;
+    default:
+      break;
   }
   std::string out;
   for (uint32_t operand : operands) {
@@ -140,7 +151,8 @@ Decision Session::Decide(std::string_view tool, const nlohmann::json& args) {
     d.call = history_.size() - 1;
     const Plan& plan = program_->plan();
     for (uint32_t u : updates) {
-      bool present = std::any_of(added_.begin(), added_.end(), [&](const Added& a) { return a.rule == u; });
+      bool present =
+          std::any_of(added_.begin(), added_.end(), [&](const Added& a) { return a.rule == u; });
       if (!present) added_.push_back(Added{u, plan.rules.size() + added_.size()});
     }
   }
@@ -240,20 +252,21 @@ Decision Session::Evaluate(std::string_view tool, const nlohmann::json& args,
     return plan.rules[use_merged ? merged[i].second : indexed[i]];
   };
   const bool filter = use_merged || !exact;
-  std::string fired_error;
+  ConditionResult last_result = ConditionResult::kFalse;  // of the last rule evaluated
+  std::string last_error;
   std::optional<size_t> fired = FirstFiring(
       count, [&](size_t i) { return rule_at(i).key.effect; },
       [&](size_t i) {
         const CompiledRule& rule = rule_at(i);
-        if (filter && !rule.Targets(tool)) return ConditionResult::kFalse;
-        if (rule.condition < 0) return ConditionResult::kTrue;
-        ConditionResult result = ev.Condition(static_cast<uint32_t>(rule.condition));
-        if (result == ConditionResult::kError) {
+        if (filter && !rule.Targets(tool)) return last_result = ConditionResult::kFalse;
+        if (rule.condition < 0) return last_result = ConditionResult::kTrue;
+        last_result = ev.Condition(static_cast<uint32_t>(rule.condition));
+        if (last_result == ConditionResult::kError) {
           d.errors.push_back(rule.id + ": " + ev.error());
-          fired_error = ev.error();
+          last_error = ev.error();
           ev.ClearError();
         }
-        return result;
+        return last_result;
       });
 
   if (fired) {
@@ -265,11 +278,12 @@ Decision Session::Evaluate(std::string_view tool, const nlohmann::json& args,
       if (updates != nullptr) *updates = rule.updates;
       return finish(d);
     }
-    const bool by_error = !d.errors.empty() && d.errors.back().compare(0, rule.id.size() + 2, rule.id + ": ") == 0;
-    if (by_error) {
-      d.reason = "forbidden by " + rule.id + " because its condition failed: " + fired_error;
+    // FirstFiring stops at the rule that fired, so the last result is its own.
+    if (last_result == ConditionResult::kError) {
+      d.reason = "forbidden by " + rule.id + " because its condition failed: " + last_error;
     } else if (rule.condition >= 0) {
-      d.reason = "forbidden by " + rule.id + ": " + ev.Text(static_cast<uint32_t>(rule.condition)) + " holds";
+      d.reason = "forbidden by " + rule.id + ": " + ev.Text(static_cast<uint32_t>(rule.condition)) +
+                 " holds";
     } else {
       d.reason = "forbidden by " + rule.id;
     }

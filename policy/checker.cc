@@ -10,15 +10,23 @@
 namespace toolwarden {
 
 bool GlobMatch(std::string_view pattern, std::string_view name) {
-  // Iterative matcher with one backtrack point: linear in practice, no recursion.
+  // Iterative matcher with one backtrack point: no recursion. `?` and the
+  // backtracking step move by whole UTF-8 code points.
+  auto next = [&](size_t i) {
+    ++i;
+    while (i < name.size() && (static_cast<unsigned char>(name[i]) & 0xC0) == 0x80) ++i;
+    return i;
+  };
   size_t p = 0, n = 0, star = std::string_view::npos, mark = 0;
   while (n < name.size()) {
-    if (p < pattern.size() && (pattern[p] == '?' || pattern[p] == name[n])) {
-      ++p, ++n;
+    if (p < pattern.size() && pattern[p] == '?') {
+      ++p, n = next(n);
     } else if (p < pattern.size() && pattern[p] == '*') {
       star = p++, mark = n;
+    } else if (p < pattern.size() && pattern[p] == name[n]) {
+      ++p, ++n;
     } else if (star != std::string_view::npos) {
-      p = star + 1, n = ++mark;
+      p = star + 1, n = mark = next(mark);
     } else {
       return false;
     }
