@@ -39,11 +39,16 @@ void Run(benchmark::State& state, const char* tool, const nlohmann::json& args) 
 
 void BM_AllowSendMoney(benchmark::State& state) {
   Run(state, "send_money",
-      {{"recipient", "UK12345678901234567890"}, {"amount", 100}, {"subject", "rent"}, {"date", "2024-01-01"}});
+      {{"recipient", "UK12345678901234567890"},
+       {"amount", 100},
+       {"subject", "rent"},
+       {"date", "2024-01-01"}});
 }
 BENCHMARK(BM_AllowSendMoney);
 
-void BM_AllowReadTool(benchmark::State& state) { Run(state, "get_balance", nlohmann::json::object()); }
+void BM_AllowReadTool(benchmark::State& state) {
+  Run(state, "get_balance", nlohmann::json::object());
+}
 BENCHMARK(BM_AllowReadTool);
 
 void BM_AllowProvenance(benchmark::State& state) {
@@ -57,7 +62,9 @@ void BM_DenyWithExplanation(benchmark::State& state) {
 }
 BENCHMARK(BM_DenyWithExplanation);
 
-void BM_DenyUnknownTool(benchmark::State& state) { Run(state, "delete_account", nlohmann::json::object()); }
+void BM_DenyUnknownTool(benchmark::State& state) {
+  Run(state, "delete_account", nlohmann::json::object());
+}
 BENCHMARK(BM_DenyUnknownTool);
 
 void BM_Compile(benchmark::State& state) {

@@ -17,7 +17,8 @@ namespace {
 constexpr char kUsage[] =
     "usage: toolwarden COMMAND ...\n"
     "  lint FILE... [--tools FILE] [--format text|json]\n"
-    "  check --policy FILE --tool NAME --args JSON [--query TEXT] [--tools FILE] [--trusted VALUE]...\n"
+    "  check --policy FILE --tool NAME --args JSON [--query TEXT] [--tools FILE] [--trusted "
+    "VALUE]...\n"
     "  test FILE.json...\n"
     "  fmt FILE [--check | --write]\n"
     "  import --from progent FILE.json\n"
@@ -103,7 +104,10 @@ int Lint(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
     any_errors = any_errors || !loaded.ok();
     if (format == "json") {
       if (!loaded.status.ok()) {
-        all.push_back({{"file", path}, {"line", 0}, {"column", 0}, {"severity", "error"},
+        all.push_back({{"file", path},
+                       {"line", 0},
+                       {"column", 0},
+                       {"severity", "error"},
                        {"message", loaded.status.message()}});
       }
       for (const auto& d : DiagnosticsToJson(loaded.source, loaded.diagnostics)) all.push_back(d);
@@ -166,7 +170,8 @@ int Fmt(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
   Flags flags = ParseFlags(args, 1, {}, {"check", "write"});
   if (!flags.error.empty()) return Usage(err, flags.error);
   if (flags.positional.size() != 1) return Usage(err, "fmt takes one policy file");
-  if (flags.Has("check") && flags.Has("write")) return Usage(err, "--check and --write exclude each other");
+  if (flags.Has("check") && flags.Has("write"))
+    return Usage(err, "--check and --write exclude each other");
   const std::string& path = flags.positional[0];
   StatusOr<std::string> text = ReadTextFile(path, kMaxSourceBytes);
   if (!text.ok()) {

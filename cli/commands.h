@@ -12,7 +12,7 @@ namespace toolwarden {
 // Exit codes shared by every subcommand.
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailed = 1;  // errors found, a call not allowed, tests failed
-inline constexpr int kExitUsage = 2;   // bad command line, unreadable input, policy errors for check
+inline constexpr int kExitUsage = 2;  // bad command line, unreadable input, policy errors for check
 
 // `args` excludes the program name.
 int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);

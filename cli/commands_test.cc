@@ -1,10 +1,9 @@
 #include "cli/commands.h"
 
+#include <catch2/catch.hpp>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
-
-#include <catch2/catch.hpp>
 
 namespace toolwarden {
 namespace {
@@ -30,7 +29,8 @@ const std::string kSource = TOOLWARDEN_SOURCE_DIR;
 const std::string kWorkspaceTools = kSource + "/policies/examples/workspace.tools.json";
 
 TEST_CASE("lint reports an unknown argument at its line and column") {
-  std::string policy = TempFile("share.policy", "policy w;\nallow share_file when emails in trusted;\n");
+  std::string policy =
+      TempFile("share.policy", "policy w;\nallow share_file when emails in trusted;\n");
   Run r = Cli({"lint", policy, "--tools", kWorkspaceTools});
   CHECK(r.code == kExitFailed);
   CHECK(r.out.find(policy + ":2:23: error: unknown argument `emails` of tool `share_file`\n"
@@ -60,14 +60,18 @@ TEST_CASE("lint exit codes") {
 
 TEST_CASE("check prints the decision and exits 0 only for allow") {
   std::string policy = kSource + "/policies/examples/banking.policy";
-  Run denied = Cli({"check", "--policy", policy, "--tool", "send_money", "--args",
-                    R"({"recipient": "US133000000121212121212", "amount": 100, "subject": "s", "date": "d"})"});
+  Run denied = Cli(
+      {"check", "--policy", policy, "--tool", "send_money", "--args",
+       R"({"recipient": "US133000000121212121212", "amount": 100, "subject": "s", "date": "d"})"});
   CHECK(denied.code == kExitFailed);
   CHECK(denied.out.find("\"decision\": \"deny\"") != std::string::npos);
-  CHECK(denied.out.find("the closest, banking.policy:18, fails because `recipient in trusted_ibans` is false") !=
-        std::string::npos);
-  Run allowed = Cli({"check", "--policy", policy, "--tool", "send_money", "--args",
-                     R"({"recipient": "UK12345678901234567890", "amount": 100, "subject": "s", "date": "d"})"});
+  CHECK(
+      denied.out.find(
+          "the closest, banking.policy:18, fails because `recipient in trusted_ibans` is false") !=
+      std::string::npos);
+  Run allowed = Cli(
+      {"check", "--policy", policy, "--tool", "send_money", "--args",
+       R"({"recipient": "UK12345678901234567890", "amount": 100, "subject": "s", "date": "d"})"});
   CHECK(allowed.code == kExitOk);
   CHECK(allowed.out.find("\"decision\": \"allow\"") != std::string::npos);
   Run asked = Cli({"check", "--policy", policy, "--tool", "update_password", "--args",

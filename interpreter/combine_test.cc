@@ -1,9 +1,8 @@
 #include "interpreter/combine.h"
 
 #include <algorithm>
-#include <vector>
-
 #include <catch2/catch.hpp>
+#include <vector>
 
 namespace toolwarden {
 namespace {
@@ -28,10 +27,11 @@ std::optional<size_t> Reference(const std::vector<TestRule>& rules) {
       continue;
     }
     const RuleKey& b = rules[*best].key;
-    bool better = r.key.priority < b.priority ||
-                  (r.key.priority == b.priority && r.key.effect == Effect::kForbid &&
-                   b.effect == Effect::kAllow) ||
-                  (r.key.priority == b.priority && r.key.effect == b.effect && r.key.order < b.order);
+    bool better =
+        r.key.priority < b.priority ||
+        (r.key.priority == b.priority && r.key.effect == Effect::kForbid &&
+         b.effect == Effect::kAllow) ||
+        (r.key.priority == b.priority && r.key.effect == b.effect && r.key.order < b.order);
     if (better) best = i;
   }
   return best;
@@ -89,7 +89,8 @@ TEST_CASE("errors never open the gate") {
 }
 
 TEST_CASE("evaluation is lazy: nothing after the deciding rule runs") {
-  std::vector<RuleKey> keys = {{0, Effect::kForbid, 0}, {0, Effect::kAllow, 1}, {1, Effect::kForbid, 2}};
+  std::vector<RuleKey> keys = {
+      {0, Effect::kForbid, 0}, {0, Effect::kAllow, 1}, {1, Effect::kForbid, 2}};
   int evaluated = 0;
   auto fired = FirstFiring(
       keys.size(), [&](size_t i) { return keys[i].effect; },
@@ -99,8 +100,8 @@ TEST_CASE("evaluation is lazy: nothing after the deciding rule runs") {
       });
   CHECK(fired == std::optional<size_t>(1));
   CHECK(evaluated == 2);
-  CHECK_FALSE(FirstFiring(0, [](size_t) { return Effect::kAllow; },
-                          [](size_t) { return ConditionResult::kTrue; }));
+  CHECK_FALSE(FirstFiring(
+      0, [](size_t) { return Effect::kAllow; }, [](size_t) { return ConditionResult::kTrue; }));
 }
 
 }  // namespace

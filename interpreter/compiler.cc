@@ -264,8 +264,8 @@ class Compiler {
       case ExprKind::kIndex: {
         const Expr& base = *e.children[0];
         const Expr& index = *e.children[1];
-        if (base.kind == ExprKind::kName && base.name == "args" && index.kind == ExprKind::kLiteral &&
-            index.literal.is_string()) {
+        if (base.kind == ExprKind::kName && base.name == "args" &&
+            index.kind == ExprKind::kLiteral && index.literal.is_string()) {
           return Add(Node{NodeOp::kArg, Op::kNone, AddString(index.literal.get<std::string>())}, e);
         }
         StatusOr<uint32_t> b = Child(e, 0);
@@ -286,8 +286,8 @@ class Compiler {
       case ExprKind::kFrom: {
         StatusOr<uint32_t> a = Child(e, 0);
         if (!a.ok()) return a;
-        return Add(Node{e.name == "query" ? NodeOp::kFromQuery : NodeOp::kFromTrusted, Op::kNone, *a},
-                   e);
+        return Add(
+            Node{e.name == "query" ? NodeOp::kFromQuery : NodeOp::kFromTrusted, Op::kNone, *a}, e);
       }
     }
     return InternalError("unexpected expression");
@@ -322,13 +322,14 @@ class Compiler {
   StatusOr<uint32_t> CompileCall(const Expr& e) {
     const std::string& f = e.name;
     if (f == "count" || f == "called") {
-      return Add(Node{f == "count" ? NodeOp::kCount : NodeOp::kCalled, Op::kNone,
-                      AddGlob(*e.children[0])},
-                 e);
+      return Add(
+          Node{f == "count" ? NodeOp::kCount : NodeOp::kCalled, Op::kNone, AddGlob(*e.children[0])},
+          e);
     }
     if (f == "sum") {
       const Expr& field = *e.children[0];
-      return Add(Node{NodeOp::kSum, Op::kNone, AddGlob(*field.children[0]), AddString(field.name)}, e);
+      return Add(Node{NodeOp::kSum, Op::kNone, AddGlob(*field.children[0]), AddString(field.name)},
+                 e);
     }
     if (f == "all" || f == "any") {
       const Expr& binding = *e.children[0];
@@ -344,8 +345,8 @@ class Compiler {
       StatusOr<uint32_t> condition = Child(e, 1);
       locals_.pop_back();
       if (!condition.ok()) return condition;
-      return Add(Node{f == "all" ? NodeOp::kAll : NodeOp::kAny, Op::kNone, *array, *condition, slot},
-                 e);
+      return Add(
+          Node{f == "all" ? NodeOp::kAll : NodeOp::kAny, Op::kNone, *array, *condition, slot}, e);
     }
     static const std::map<std::string, NodeOp> kUnary = {
         {"lower", NodeOp::kLower}, {"len", NodeOp::kLen},     {"type", NodeOp::kType},

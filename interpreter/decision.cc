@@ -4,19 +4,26 @@ namespace toolwarden {
 
 const char* OutcomeName(Outcome outcome) {
   switch (outcome) {
-    case Outcome::kAllow: return "allow";
-    case Outcome::kDeny: return "deny";
-    case Outcome::kAsk: return "ask";
-    case Outcome::kTerminate: return "terminate";
+    case Outcome::kAllow:
+      return "allow";
+    case Outcome::kDeny:
+      return "deny";
+    case Outcome::kAsk:
+      return "ask";
+    case Outcome::kTerminate:
+      return "terminate";
   }
   return "deny";
 }
 
 const char* FallbackName(FallbackKind kind) {
   switch (kind) {
-    case FallbackKind::kBlock: return "block";
-    case FallbackKind::kAsk: return "ask";
-    case FallbackKind::kTerminate: return "terminate";
+    case FallbackKind::kBlock:
+      return "block";
+    case FallbackKind::kAsk:
+      return "ask";
+    case FallbackKind::kTerminate:
+      return "terminate";
   }
   return "block";
 }
@@ -32,7 +39,8 @@ nlohmann::ordered_json DecisionToJson(const Decision& d) {
   } else {
     out["rule"] = nullptr;
   }
-  out["fallback"] = d.fallback ? nlohmann::ordered_json(FallbackName(*d.fallback)) : nlohmann::ordered_json();
+  out["fallback"] =
+      d.fallback ? nlohmann::ordered_json(FallbackName(*d.fallback)) : nlohmann::ordered_json();
   out["message"] = d.message;
   out["reason"] = d.reason;
   out["errors"] = d.errors;

@@ -16,7 +16,7 @@ namespace toolwarden {
 
 enum class Outcome { kAllow, kDeny, kAsk, kTerminate };
 
-const char* OutcomeName(Outcome outcome);  // "allow", "deny", "ask", "terminate"
+const char* OutcomeName(Outcome outcome);     // "allow", "deny", "ask", "terminate"
 const char* FallbackName(FallbackKind kind);  // "block", "ask", "terminate"
 
 struct RuleRef {
@@ -35,7 +35,7 @@ struct Decision {
   std::vector<std::string> errors;       // evaluation errors met on the way
   std::string policy;                    // "sha256:<hex of the policy text>"
   int64_t eval_ns = 0;
-  std::optional<size_t> call;            // Session::Decide: the history index of an allowed call
+  std::optional<size_t> call;  // Session::Decide: the history index of an allowed call
 
   bool allowed() const { return outcome == Outcome::kAllow; }
 };

@@ -47,8 +47,8 @@ LoadedPolicy LoadPolicyText(std::string name, std::string text, const std::strin
     StatusOr<ToolCatalog> loaded_catalog = LoadToolCatalog(*tools_path);
     if (!loaded_catalog.ok()) {
       if (tools_position.line > 0) {
-        loaded.diagnostics.Error(tools_position, "cannot load tool schemas: " +
-                                                     loaded_catalog.status().message());
+        loaded.diagnostics.Error(tools_position,
+                                 "cannot load tool schemas: " + loaded_catalog.status().message());
       } else {
         loaded.status = loaded_catalog.status();
       }
@@ -57,8 +57,7 @@ LoadedPolicy LoadPolicyText(std::string name, std::string text, const std::strin
     catalog = std::move(*loaded_catalog);
   }
 
-  CheckResult checked =
-      Check(std::move(parsed.ast), loaded.source, catalog ? &*catalog : nullptr);
+  CheckResult checked = Check(std::move(parsed.ast), loaded.source, catalog ? &*catalog : nullptr);
   loaded.diagnostics.Append(checked.diagnostics);
   if (checked.policy == nullptr) return loaded;
   StatusOr<std::shared_ptr<const Program>> program = Compile(checked.policy);

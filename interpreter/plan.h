@@ -22,27 +22,33 @@ namespace toolwarden::internal {
 inline constexpr int kMaxQuantifierNesting = 16;
 
 enum class NodeOp : uint8_t {
-  kConst,        // constants[a]
-  kArg,          // the call's argument named strings[a]
-  kTool,         // the tool's name
-  kArgs,         // the whole argument object
-  kQuery,        // the session's query
-  kLocal,        // quantifier variable in slot a
-  kField,        // node a, field strings[b]
-  kIndex,        // node a [ node b ]
-  kList,         // elements: node indices list_items[a .. a+b)
-  kNot,          // not node a
-  kNeg,          // - node a
-  kAnd,          // node a and node b
-  kOr,           // node a or node b
-  kBinary,       // node a `op` node b (arithmetic, comparison, in, string ops)
-  kInSet,        // node a in sets[b]; c = 1 for `not in`
-  kMatches,      // node a matches regexes[b]
-  kLower, kLen, kType, kUrl, kEmail, kPath,  // f(node a)
-  kCount,        // count(globs[a])
-  kCalled,       // called(globs[a])
-  kSum,          // sum(globs[a].strings[b])
-  kAll, kAny,    // slot c; array node a; condition node b
+  kConst,    // constants[a]
+  kArg,      // the call's argument named strings[a]
+  kTool,     // the tool's name
+  kArgs,     // the whole argument object
+  kQuery,    // the session's query
+  kLocal,    // quantifier variable in slot a
+  kField,    // node a, field strings[b]
+  kIndex,    // node a [ node b ]
+  kList,     // elements: node indices list_items[a .. a+b)
+  kNot,      // not node a
+  kNeg,      // - node a
+  kAnd,      // node a and node b
+  kOr,       // node a or node b
+  kBinary,   // node a `op` node b (arithmetic, comparison, in, string ops)
+  kInSet,    // node a in sets[b]; c = 1 for `not in`
+  kMatches,  // node a matches regexes[b]
+  kLower,
+  kLen,
+  kType,
+  kUrl,
+  kEmail,
+  kPath,    // f(node a)
+  kCount,   // count(globs[a])
+  kCalled,  // called(globs[a])
+  kSum,     // sum(globs[a].strings[b])
+  kAll,
+  kAny,          // slot c; array node a; condition node b
   kFromQuery,    // node a from query
   kFromTrusted,  // node a from trusted
 };
@@ -74,7 +80,7 @@ struct CompiledRule {
   int line = 0;
   RuleKey key;
   std::vector<ToolPattern> targets;
-  int32_t condition = -1;         // root node; -1: always true
+  int32_t condition = -1;           // root node; -1: always true
   std::vector<uint32_t> conjuncts;  // top-level `and` operands, for explanations
   FallbackKind fallback = FallbackKind::kBlock;
   std::optional<std::string> message;
@@ -94,7 +100,7 @@ struct Plan {
   std::vector<std::string> strings;
   std::vector<std::unique_ptr<ConstSet>> sets;
   std::vector<std::unique_ptr<RE2>> regexes;
-  std::vector<ToolPattern> globs;  // for count/called/sum
+  std::vector<ToolPattern> globs;   // for count/called/sum
   std::vector<CompiledRule> rules;  // file order; update-block rules after their parent
   size_t top_level_rules = 0;
   // Candidates per tool, sorted by DecidesBefore: for every tool name that the

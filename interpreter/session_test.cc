@@ -1,8 +1,7 @@
 #include "interpreter/session.h"
 
-#include <thread>
-
 #include <catch2/catch.hpp>
+#include <thread>
 
 #include "interpreter/loader.h"
 
@@ -30,12 +29,12 @@ TEST_CASE("no policy denies everything") {
 
 TEST_CASE("first match in priority order, forbid before allow on ties, then source order") {
   auto program = MustLoad(
-      "allow t when x == 1;\n"                        // 1
-      "forbid t when x == 1 priority 10;\n"           // 2: same priority, forbid wins
-      "allow t when x == 2 priority 5;\n"             // 3: lower priority runs first
-      "forbid t when x == 2 priority 5;\n"            // 4
-      "allow t when x >= 3;\n"                        // 5: source order among allows
-      "allow t when x >= 4;\n");                      // 6
+      "allow t when x == 1;\n"               // 1
+      "forbid t when x == 1 priority 10;\n"  // 2: same priority, forbid wins
+      "allow t when x == 2 priority 5;\n"    // 3: lower priority runs first
+      "forbid t when x == 2 priority 5;\n"   // 4
+      "allow t when x >= 3;\n"               // 5: source order among allows
+      "allow t when x >= 4;\n");             // 6
   Session s(program, "");
   CHECK(RuleOf(s.Check("t", {{"x", 1}})) == "t.policy:2");
   CHECK(RuleOf(s.Check("t", {{"x", 2}})) == "t.policy:4");
@@ -65,9 +64,9 @@ TEST_CASE("the default fallback and message templates") {
 
 TEST_CASE("an error makes an allow rule false and a forbid rule true") {
   auto program = MustLoad(
-      "allow t when x < 10;\n"                  // errors on a string x: counts as false
-      "allow t when y == 1;\n"                  // the walk continues
-      "forbid u when x < 10 priority 1;\n"      // errors on a string x: counts as true
+      "allow t when x < 10;\n"              // errors on a string x: counts as false
+      "allow t when y == 1;\n"              // the walk continues
+      "forbid u when x < 10 priority 1;\n"  // errors on a string x: counts as true
       "allow u;\n");
   Session s(program, "");
   Decision d = s.Check("t", {{"x", "a"}, {"y", 1}});
@@ -154,7 +153,8 @@ TEST_CASE("provenance: from query and from trusted") {
   REQUIRE(s.AttachResult(*read.call, "IBAN DE89 from an untrusted file").ok());
   CHECK_FALSE(s.Check("pay", {{"recipient", "DE89"}, {"amount", 100.5}}).allowed());
   Decision iban = s.Decide("get_iban", json::object());
-  CHECK_FALSE(s.Check("pay", {{"recipient", "DE89"}, {"amount", 100.5}}).allowed());  // no result yet
+  CHECK_FALSE(
+      s.Check("pay", {{"recipient", "DE89"}, {"amount", 100.5}}).allowed());  // no result yet
   REQUIRE(s.AttachResult(*iban.call, json{{"iban", "DE89"}}).ok());
   CHECK(s.Check("pay", {{"recipient", "DE89"}, {"amount", 100.5}}).allowed());
   CHECK_FALSE(s.Check("pay", {{"recipient", "DE89"}, {"amount", 100}}).allowed());
@@ -179,7 +179,8 @@ TEST_CASE("why not: the closest allow rule and its first failing condition") {
 }
 
 TEST_CASE("globs and * reach tools the index does not know") {
-  auto program = MustLoad("allow \"get_*\";\nforbid \"get_secret?\" priority 1;\nallow * when tool == \"x\";\n");
+  auto program = MustLoad(
+      "allow \"get_*\";\nforbid \"get_secret?\" priority 1;\nallow * when tool == \"x\";\n");
   Session s(program, "");
   CHECK(s.Check("get_balance", json::object()).allowed());
   CHECK_FALSE(s.Check("get_secret1", json::object()).allowed());
@@ -242,7 +243,8 @@ TEST_CASE("limit: trusted values per session") {
 }
 
 TEST_CASE("a program is shared by sessions on many threads") {
-  auto program = MustLoad("let ok = [\"a\", \"b\"];\nallow t when x in ok and url(u).host endswith \".com\";\n");
+  auto program = MustLoad(
+      "let ok = [\"a\", \"b\"];\nallow t when x in ok and url(u).host endswith \".com\";\n");
   std::vector<std::thread> threads;
   std::vector<int> allowed(4, 0);
   for (int t = 0; t < 4; ++t) {

@@ -29,12 +29,27 @@ enum class ExprKind {
 
 enum class Op {
   kNone,
-  kNeg, kNot,                                  // unary
-  kMul, kDiv, kMod, kAdd, kSub,                // arithmetic
-  kEq, kNe, kLt, kLe, kGt, kGe,                // comparison
-  kIn, kNotIn,                                 // membership
-  kMatches, kContains, kStartsWith, kEndsWith, // strings
-  kAnd, kOr,                                   // boolean
+  kNeg,
+  kNot,  // unary
+  kMul,
+  kDiv,
+  kMod,
+  kAdd,
+  kSub,  // arithmetic
+  kEq,
+  kNe,
+  kLt,
+  kLe,
+  kGt,
+  kGe,  // comparison
+  kIn,
+  kNotIn,  // membership
+  kMatches,
+  kContains,
+  kStartsWith,
+  kEndsWith,  // strings
+  kAnd,
+  kOr,  // boolean
 };
 
 // The operator's spelling in the language ("==", "not in", "matches", ...).
@@ -43,11 +58,11 @@ const char* OpSpelling(Op op);
 struct Expr {
   ExprKind kind = ExprKind::kLiteral;
   Op op = Op::kNone;
-  Position position;      // where the expression starts
-  size_t end_offset = 0;  // byte offset just past its last character
-  nlohmann::json literal;  // kLiteral
+  Position position;        // where the expression starts
+  size_t end_offset = 0;    // byte offset just past its last character
+  nlohmann::json literal;   // kLiteral
   bool raw_string = false;  // kLiteral written as r"..."
-  std::string name;        // kName, kField, kCall, kFrom
+  std::string name;         // kName, kField, kCall, kFrom
   std::vector<std::unique_ptr<Expr>> children;
 };
 
@@ -77,7 +92,7 @@ struct Rule {
   std::optional<int64_t> priority;  // as written; kDefaultPriority when absent
   Position priority_position;
   std::optional<Fallback> fallback;
-  bool has_update = false;          // an `update { }` block was written (possibly empty)
+  bool has_update = false;  // an `update { }` block was written (possibly empty)
   std::vector<Rule> updates;
 };
 
@@ -87,10 +102,10 @@ enum class ItemKind { kPolicy, kTools, kTrust, kLet, kDefault, kRule };
 struct Item {
   ItemKind kind = ItemKind::kRule;
   Position position;
-  Position end;               // position of the closing ';'
-  std::string name;           // kPolicy: policy name; kLet: constant name
-  std::string path;           // kTools
-  std::vector<Target> trust;  // kTrust
+  Position end;                 // position of the closing ';'
+  std::string name;             // kPolicy: policy name; kLet: constant name
+  std::string path;             // kTools
+  std::vector<Target> trust;    // kTrust
   std::unique_ptr<Expr> value;  // kLet
   Fallback fallback;            // kDefault
   Rule rule;                    // kRule

@@ -137,8 +137,8 @@ bool IsIdentifier(const std::string& s) {
 }
 
 std::string TargetText(const Target& t) {
-  if (t.text == "*" && !t.quoted) return "*";
-  return t.quoted || !IsIdentifier(t.text) ? Quote(t.text) : t.text;
+  if (t.text == "*" || IsIdentifier(t.text)) return t.text;
+  return Quote(t.text);
 }
 
 std::string FallbackText(const Fallback& f) {

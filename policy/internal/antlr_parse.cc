@@ -70,16 +70,15 @@ class ErrorCollector : public antlr4::BaseErrorListener {
   ErrorCollector(const Locator& locator, const ParseLimits& limits, Diagnostics* diagnostics)
       : locator_(locator), limits_(limits), diagnostics_(diagnostics) {}
 
-  void syntaxError(antlr4::Recognizer*, antlr4::Token* offending, size_t line,
-                   size_t char_position, const std::string& message, std::exception_ptr) override {
-    Position position = offending != nullptr
-                            ? locator_.At(offending)
-                            : Position{static_cast<int>(line), static_cast<int>(char_position) + 1, 0};
+  void syntaxError(antlr4::Recognizer*, antlr4::Token* offending, size_t line, size_t char_position,
+                   const std::string& message, std::exception_ptr) override {
+    Position position = offending != nullptr ? locator_.At(offending)
+                                             : Position{static_cast<int>(line),
+                                                        static_cast<int>(char_position) + 1, 0};
     std::string text = "syntax error: " + message;
     if (offending != nullptr && offending->getType() == PolicyLexer::ERROR_CHAR) {
-      text = offending->getText() == "\""
-                 ? "unterminated string"
-                 : "unexpected character `" + offending->getText() + "`";
+      text = offending->getText() == "\"" ? "unterminated string"
+                                          : "unexpected character `" + offending->getText() + "`";
     }
     diagnostics_->Error(position, text);
     if (++count_ >= limits_.max_syntax_errors) {
@@ -97,10 +96,9 @@ class ErrorCollector : public antlr4::BaseErrorListener {
 };
 
 bool IsOperatorToken(const std::string& t) {
-  static const char* const kOps[] = {"-",   "+",  "*",  "/",       "%",        "==",
-                                     "!=",  "<",  "<=", ">",       ">=",       "in",
-                                     "not", "matches", "contains", "startswith", "endswith",
-                                     "from", "and", "or"};
+  static const char* const kOps[] = {
+      "-",  "+",  "*",   "/",       "%",        "==",         "!=",       "<",    "<=",  ">",
+      ">=", "in", "not", "matches", "contains", "startswith", "endswith", "from", "and", "or"};
   for (const char* op : kOps) {
     if (t == op) return true;
   }
@@ -139,10 +137,11 @@ bool CheckTokens(const std::vector<antlr4::Token*>& tokens, const Locator& locat
     } else if (text == "," || text == ";") {
       depth -= levels.back().operators;
       levels.back().operators = 0;
-      if (text == "," && levels.back().list && ++levels.back().elements > limits.max_list_elements) {
-        diagnostics->Error(locator.At(token), "list literal has more than " +
-                                                  std::to_string(limits.max_list_elements) +
-                                                  " elements");
+      if (text == "," && levels.back().list &&
+          ++levels.back().elements > limits.max_list_elements) {
+        diagnostics->Error(
+            locator.At(token),
+            "list literal has more than " + std::to_string(limits.max_list_elements) + " elements");
         return false;
       }
     } else if (IsOperatorToken(text)) {
@@ -306,12 +305,21 @@ class AstBuilder {
   }
 
   static Op OpOf(const antlr4::Token* token) {
-    static const std::pair<const char*, Op> kOps[] = {
-        {"*", Op::kMul},        {"/", Op::kDiv},           {"%", Op::kMod},
-        {"+", Op::kAdd},        {"-", Op::kSub},           {"==", Op::kEq},
-        {"!=", Op::kNe},        {"<", Op::kLt},            {"<=", Op::kLe},
-        {">", Op::kGt},         {">=", Op::kGe},           {"matches", Op::kMatches},
-        {"contains", Op::kContains}, {"startswith", Op::kStartsWith}, {"endswith", Op::kEndsWith}};
+    static const std::pair<const char*, Op> kOps[] = {{"*", Op::kMul},
+                                                      {"/", Op::kDiv},
+                                                      {"%", Op::kMod},
+                                                      {"+", Op::kAdd},
+                                                      {"-", Op::kSub},
+                                                      {"==", Op::kEq},
+                                                      {"!=", Op::kNe},
+                                                      {"<", Op::kLt},
+                                                      {"<=", Op::kLe},
+                                                      {">", Op::kGt},
+                                                      {">=", Op::kGe},
+                                                      {"matches", Op::kMatches},
+                                                      {"contains", Op::kContains},
+                                                      {"startswith", Op::kStartsWith},
+                                                      {"endswith", Op::kEndsWith}};
     if (token == nullptr) return Op::kNone;
     for (const auto& [text, op] : kOps) {
       if (token->getText() == text) return op;
@@ -349,8 +357,10 @@ class AstBuilder {
       expr->children.push_back(std::move(operand));
       return expr;
     }
-    if (auto* c = dynamic_cast<PolicyParser::MulExprContext*>(ctx)) return Binary(c, OpOf(c->op), c->expr());
-    if (auto* c = dynamic_cast<PolicyParser::AddExprContext*>(ctx)) return Binary(c, OpOf(c->op), c->expr());
+    if (auto* c = dynamic_cast<PolicyParser::MulExprContext*>(ctx))
+      return Binary(c, OpOf(c->op), c->expr());
+    if (auto* c = dynamic_cast<PolicyParser::AddExprContext*>(ctx))
+      return Binary(c, OpOf(c->op), c->expr());
     if (auto* c = dynamic_cast<PolicyParser::CompareExprContext*>(ctx)) {
       return Binary(c, OpOf(c->op), c->expr());
     }
@@ -360,8 +370,10 @@ class AstBuilder {
     if (auto* c = dynamic_cast<PolicyParser::InExprContext*>(ctx)) {
       return Binary(c, c->negated != nullptr ? Op::kNotIn : Op::kIn, c->expr());
     }
-    if (auto* c = dynamic_cast<PolicyParser::AndExprContext*>(ctx)) return Binary(c, Op::kAnd, c->expr());
-    if (auto* c = dynamic_cast<PolicyParser::OrExprContext*>(ctx)) return Binary(c, Op::kOr, c->expr());
+    if (auto* c = dynamic_cast<PolicyParser::AndExprContext*>(ctx))
+      return Binary(c, Op::kAnd, c->expr());
+    if (auto* c = dynamic_cast<PolicyParser::OrExprContext*>(ctx))
+      return Binary(c, Op::kOr, c->expr());
     if (auto* c = dynamic_cast<PolicyParser::FromExprContext*>(ctx)) {
       auto operand = BuildExpr(c->expr());
       if (operand == nullptr || c->source == nullptr) return nullptr;
