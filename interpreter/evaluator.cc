@@ -402,7 +402,8 @@ bool Evaluator::Eval(uint32_t index, Value* out) {
 bool Evaluator::EvalBinary(const Node& n, uint32_t index, Value* out) {
   Value l, r;
   if (!Eval(n.a, &l) || !Eval(n.b, &r)) return false;
-  const std::string op = std::string("`") + OpSpelling(n.binary) + "`";
+  // The operator's name, for error messages only (never built on the common path).
+  auto op_name = [&] { return std::string("`") + OpSpelling(n.binary) + "`"; };
   switch (n.binary) {
     case Op::kEq:
       *out = BoolValue(ValuesEqual(l, r));
@@ -420,8 +421,9 @@ bool Evaluator::EvalBinary(const Node& n, uint32_t index, Value* out) {
       } else if (l.kind == Value::Kind::kString && r.kind == Value::Kind::kString) {
         c = l.string.compare(r.string);  // UTF-8 byte order is code point order
       } else {
-        return Fail(index, op + " compares two numbers or two strings, but " + Text(n.a) + " is " +
-                               KindName(l.kind) + " and " + Text(n.b) + " is " + KindName(r.kind));
+        return Fail(index, op_name() + " compares two numbers or two strings, but " + Text(n.a) +
+                               " is " + KindName(l.kind) + " and " + Text(n.b) + " is " +
+                               KindName(r.kind));
       }
       bool b = n.binary == Op::kLt   ? c < 0
                : n.binary == Op::kLe ? c <= 0
@@ -436,8 +438,8 @@ bool Evaluator::EvalBinary(const Node& n, uint32_t index, Value* out) {
     case Op::kDiv:
     case Op::kMod: {
       if (l.kind != Value::Kind::kNumber || r.kind != Value::Kind::kNumber) {
-        return Fail(index, op + " needs numbers, but " + Text(n.a) + " is " + KindName(l.kind) +
-                               " and " + Text(n.b) + " is " + KindName(r.kind));
+        return Fail(index, op_name() + " needs numbers, but " + Text(n.a) + " is " +
+                               KindName(l.kind) + " and " + Text(n.b) + " is " + KindName(r.kind));
       }
       if ((n.binary == Op::kDiv || n.binary == Op::kMod) && r.number == 0) {
         return Fail(index, "division by zero in " + Text(index));
@@ -454,7 +456,7 @@ bool Evaluator::EvalBinary(const Node& n, uint32_t index, Value* out) {
     case Op::kIn:
     case Op::kNotIn: {
       if (r.kind != Value::Kind::kArray) {
-        return Fail(index, op + " needs an array on the right, but " + Text(n.b) + " is " +
+        return Fail(index, op_name() + " needs an array on the right, but " + Text(n.b) + " is " +
                                KindName(r.kind));
       }
       bool found = false;
@@ -472,8 +474,8 @@ bool Evaluator::EvalBinary(const Node& n, uint32_t index, Value* out) {
     case Op::kStartsWith:
     case Op::kEndsWith: {
       if (l.kind != Value::Kind::kString || r.kind != Value::Kind::kString) {
-        return Fail(index, op + " needs strings, but " + Text(n.a) + " is " + KindName(l.kind) +
-                               " and " + Text(n.b) + " is " + KindName(r.kind));
+        return Fail(index, op_name() + " needs strings, but " + Text(n.a) + " is " +
+                               KindName(l.kind) + " and " + Text(n.b) + " is " + KindName(r.kind));
       }
       const std::string_view s = l.string, t = r.string;
       bool b = n.binary == Op::kContains ? s.find(t) != std::string_view::npos
@@ -484,7 +486,7 @@ bool Evaluator::EvalBinary(const Node& n, uint32_t index, Value* out) {
       return true;
     }
     default:
-      return Fail(index, "unsupported operator " + op);
+      return Fail(index, "unsupported operator " + op_name());
   }
 }
 

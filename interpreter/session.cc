@@ -193,11 +193,10 @@ Decision Session::Evaluate(std::string_view tool, const nlohmann::json& args,
   const auto start = std::chrono::steady_clock::now();
   Decision d;
   d.tool = std::string(tool);
-  auto finish = [&](Decision& decision) -> Decision& {
+  auto finish = [&](Decision& decision) {
     decision.eval_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                            std::chrono::steady_clock::now() - start)
                            .count();
-    return decision;
   };
   auto deny = [&](FallbackKind kind, const std::optional<std::string>& message) {
     d.outcome = OutcomeOf(kind);
@@ -207,7 +206,8 @@ Decision Session::Evaluate(std::string_view tool, const nlohmann::json& args,
   if (program_ == nullptr) {
     d.reason = "no policy is loaded";
     deny(FallbackKind::kBlock, std::nullopt);
-    return finish(d);
+    finish(d);
+    return d;
   }
   const Plan& plan = program_->plan();
   d.policy = plan.hash;
@@ -218,7 +218,8 @@ Decision Session::Evaluate(std::string_view tool, const nlohmann::json& args,
                                        " levels or " + std::to_string(kMaxArgNodes) + " values";
     d.errors.push_back(d.reason);
     deny(FallbackKind::kBlock, std::nullopt);
-    return finish(d);
+    finish(d);
+    return d;
   }
 
   EvalContext context;
@@ -276,7 +277,8 @@ Decision Session::Evaluate(std::string_view tool, const nlohmann::json& args,
       d.outcome = Outcome::kAllow;
       d.reason = "allowed by " + rule.id;
       if (updates != nullptr) *updates = rule.updates;
-      return finish(d);
+      finish(d);
+      return d;
     }
     // FirstFiring stops at the rule that fired, so the last result is its own.
     if (last_result == ConditionResult::kError) {
@@ -288,7 +290,8 @@ Decision Session::Evaluate(std::string_view tool, const nlohmann::json& args,
       d.reason = "forbidden by " + rule.id;
     }
     deny(rule.fallback, rule.message);
-    return finish(d);
+    finish(d);
+    return d;
   }
 
   // No rule decided: explain with the closest allow rule ("why not").
@@ -328,7 +331,8 @@ Decision Session::Evaluate(std::string_view tool, const nlohmann::json& args,
     d.reason = "no rule allows this call; the closest, " + closest->id + ", fails because " + why;
   }
   deny(plan.default_fallback, plan.default_message);
-  return finish(d);
+  finish(d);
+  return d;
 }
 
 }  // namespace toolwarden
