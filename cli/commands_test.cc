@@ -5,8 +5,12 @@
 #include <fstream>
 #include <sstream>
 
+#include "tests/testing.h"
+
 namespace toolwarden {
 namespace {
+
+using testing::TempFile;
 
 struct Run {
   int code;
@@ -17,12 +21,6 @@ Run Cli(std::vector<std::string> args) {
   std::ostringstream out, err;
   int code = RunCli(args, out, err);
   return {code, out.str(), err.str()};
-}
-
-std::string TempFile(const std::string& name, const std::string& text) {
-  std::string path = std::string(P_tmpdir) + "/toolwarden_cli_test_" + name;
-  std::ofstream(path, std::ios::binary) << text;
-  return path;
 }
 
 const std::string kSource = TOOLWARDEN_SOURCE_DIR;
@@ -96,8 +94,8 @@ TEST_CASE("limit: 100,000-deep argument JSON on the command line") {
 
 TEST_CASE("test runs policy test files") {
   std::string policy = TempFile("t2.policy", "allow a when x == 1;\n");
-  std::string file = TempFile("t2.json", R"({"policy": "toolwarden_cli_test_t2.policy", "cases": [
-    {"name": "ok", "calls": [{"tool": "a", "args": {"x": 1}, "expect": "allow", "rule": "toolwarden_cli_test_t2.policy:1"}]},
+  std::string file = TempFile("t2.json", R"({"policy": "toolwarden_test_t2.policy", "cases": [
+    {"name": "ok", "calls": [{"tool": "a", "args": {"x": 1}, "expect": "allow", "rule": "toolwarden_test_t2.policy:1"}]},
     {"name": "bad", "calls": [{"tool": "a", "args": {"x": 2}, "expect": "allow"}]}]})");
   Run r = Cli({"test", file});
   CHECK(r.code == kExitFailed);

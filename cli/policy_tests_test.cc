@@ -6,14 +6,12 @@
 #include <cstdio>
 #include <fstream>
 
+#include "tests/testing.h"
+
 namespace toolwarden {
 namespace {
 
-std::string TempFile(const std::string& name, const std::string& text) {
-  std::string path = std::string(P_tmpdir) + "/toolwarden_pt_" + name;
-  std::ofstream(path, std::ios::binary) << text;
-  return path;
-}
+using testing::TempFile;
 
 // The conformance corpus, through the library (the CLI runs it too, from CTest).
 TEST_CASE("conformance corpus through the library") {

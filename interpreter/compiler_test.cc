@@ -2,16 +2,12 @@
 
 #include "interpreter/loader.h"
 #include "interpreter/plan.h"
+#include "tests/testing.h"
 
 namespace toolwarden {
 namespace {
 
-std::shared_ptr<const Program> MustLoad(const std::string& text) {
-  LoadedPolicy loaded = LoadPolicyText("c.policy", text, "");
-  INFO(loaded.ErrorText());
-  REQUIRE(loaded.ok());
-  return loaded.program;
-}
+using testing::MustLoad;
 
 TEST_CASE("rules are indexed by tool name, sorted in decision order") {
   auto program = MustLoad(

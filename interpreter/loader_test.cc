@@ -4,14 +4,12 @@
 #include <cstdio>
 #include <fstream>
 
+#include "tests/testing.h"
+
 namespace toolwarden {
 namespace {
 
-std::string TempFile(const std::string& name, const std::string& text) {
-  std::string path = std::string(P_tmpdir) + "/toolwarden_loader_" + name;
-  std::ofstream(path, std::ios::binary) << text;
-  return path;
-}
+using testing::TempFile;
 
 TEST_CASE("paths") {
   CHECK(DirName("a/b/c.policy") == "a/b");
@@ -26,7 +24,7 @@ TEST_CASE("paths") {
 TEST_CASE("the tools item is read relative to the policy; --tools overrides it") {
   TempFile("tools.json", R"({"t": {"type": "object", "properties": {"x": {"type": "string"}}}})");
   std::string policy =
-      TempFile("p.policy", "tools \"toolwarden_loader_tools.json\";\nallow t when y == 1;\n");
+      TempFile("p.policy", "tools \"toolwarden_test_tools.json\";\nallow t when y == 1;\n");
   LoadedPolicy loaded = LoadPolicyFile(policy);
   CHECK_FALSE(loaded.ok());
   CHECK(loaded.ErrorText().find("unknown argument `y` of tool `t`") != std::string::npos);

@@ -4,18 +4,14 @@
 #include <thread>
 
 #include "interpreter/loader.h"
+#include "tests/testing.h"
 
 namespace toolwarden {
 namespace {
 
-using nlohmann::json;
+using testing::MustLoad;
 
-std::shared_ptr<const Program> MustLoad(const std::string& text) {
-  LoadedPolicy loaded = LoadPolicyText("t.policy", text, "");
-  INFO(loaded.ErrorText());
-  REQUIRE(loaded.ok());
-  return loaded.program;
-}
+using nlohmann::json;
 
 std::string RuleOf(const Decision& d) { return d.rule ? d.rule->id : "none"; }
 
@@ -222,6 +218,18 @@ TEST_CASE("limit: evaluation steps per decision") {
   CHECK(d.errors.at(0).find("step budget") != std::string::npos);
   CHECK_FALSE(s.Decide("u", {{"xs", xs}}).allowed());  // the error makes the forbid hold
   CHECK(s.Decide("t", {{"xs", json::array({1, 2})}}).allowed());
+}
+
+TEST_CASE("limit: a catastrophic regex is linear under RE2") {
+  // (a*)*b backtracks exponentially in PCRE-style engines; RE2 matches in linear time.
+  auto program = MustLoad(
+      "allow t when x matches r\"(a*)*b\";\nforbid u when not (x matches r\"(a|aa)*c\");\nallow "
+      "u;\n");
+  Session s(program, "");
+  std::string attack(100000, 'a');
+  CHECK_FALSE(s.Decide("t", {{"x", attack}}).allowed());
+  CHECK(s.Decide("t", {{"x", attack + "b"}}).allowed());
+  CHECK_FALSE(s.Decide("u", {{"x", attack}}).allowed());
 }
 
 TEST_CASE("limit: session history") {

@@ -172,6 +172,15 @@ TEST_CASE("limit: a 1,000,000-element list literal") {
   CHECK(ParseText("let l = [1, 2, 3, 4];", limits).diagnostics.HasErrors());
 }
 
+TEST_CASE("limit: kMaxRules items in one file") {
+  std::string many;
+  for (size_t i = 0; i <= kMaxRules; ++i) many += "allow a;\n";
+  ParseResult r = ParseText(many);
+  REQUIRE(r.diagnostics.HasErrors());
+  CHECK(r.ast.items.empty());
+  CHECK(Errors(many).find("more than 100000 items") != std::string::npos);
+}
+
 TEST_CASE("limit: rules per file") {
   ParseLimits limits;
   limits.max_rules = 3;
