@@ -43,12 +43,12 @@ std::string RunCase(const json& c, const std::shared_ptr<const Program>& program
     json args = call.contains("args") ? call["args"] : json::object();
     Decision d = session.Decide(call["tool"].get<std::string>(), args);
     std::string got = OutcomeName(d.outcome);
-    std::string summary =
-        " (got " + got + ", rule " + (d.rule ? d.rule->id : "none") + ", reason: " + d.reason + ")";
+    std::string summary = " (got " + got + ", rule " + (d.rule ? std::string(d.rule->id) : "none") +
+                          ", reason: " + ReasonOf(d) + ")";
     if (got != expect) return where + " `" + d.tool + "`: expected " + expect + summary;
     if (call.contains("rule")) {
       const json& rule = call["rule"];
-      std::string actual = d.rule ? d.rule->id : "";
+      std::string actual = d.rule ? std::string(d.rule->id) : "";
       if (rule.is_null() ? d.rule.has_value()
                          : (!rule.is_string() || rule.get<std::string>() != actual)) {
         return where + " `" + d.tool + "`: expected rule " + rule.dump() + summary;
@@ -60,7 +60,7 @@ std::string RunCase(const json& c, const std::shared_ptr<const Program>& program
              summary + " message: " + d.message;
     }
     std::string reason = Str(call, "reason");
-    if (!reason.empty() && d.reason.find(reason) == std::string::npos) {
+    if (!reason.empty() && ReasonOf(d).find(reason) == std::string::npos) {
       return where + " `" + d.tool + "`: expected a reason containing \"" + reason + "\"" + summary;
     }
     if (call.contains("error")) {

@@ -28,12 +28,19 @@ const char* FallbackName(FallbackKind kind) {
   return "block";
 }
 
+std::string ReasonOf(const Decision& d) {
+  if (d.reason.empty() && d.outcome == Outcome::kAllow && d.rule) {
+    return "allowed by " + std::string(d.rule->id);
+  }
+  return d.reason;
+}
+
 nlohmann::ordered_json DecisionToJson(const Decision& d) {
   nlohmann::ordered_json out = nlohmann::ordered_json::object();
   out["decision"] = OutcomeName(d.outcome);
   out["tool"] = d.tool;
   if (d.rule) {
-    out["rule"] = {{"id", d.rule->id},
+    out["rule"] = {{"id", std::string(d.rule->id)},
                    {"effect", d.rule->effect == Effect::kAllow ? "allow" : "forbid"},
                    {"priority", d.rule->priority}};
   } else {
@@ -42,9 +49,9 @@ nlohmann::ordered_json DecisionToJson(const Decision& d) {
   out["fallback"] =
       d.fallback ? nlohmann::ordered_json(FallbackName(*d.fallback)) : nlohmann::ordered_json();
   out["message"] = d.message;
-  out["reason"] = d.reason;
+  out["reason"] = ReasonOf(d);
   out["errors"] = d.errors;
-  out["policy"] = d.policy;
+  out["policy"] = std::string(d.policy);
   out["eval_ns"] = d.eval_ns;
   if (d.call) out["call"] = *d.call;
   return out;

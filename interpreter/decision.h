@@ -5,8 +5,10 @@
 #define TOOLWARDEN_INTERPRETER_DECISION_H_
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "nlohmann/json.hpp"
@@ -19,8 +21,11 @@ enum class Outcome { kAllow, kDeny, kAsk, kTerminate };
 const char* OutcomeName(Outcome outcome);     // "allow", "deny", "ask", "terminate"
 const char* FallbackName(FallbackKind kind);  // "block", "ask", "terminate"
 
+class Program;
+
+// The deciding rule. `id` points into the Program, which the Decision keeps alive.
 struct RuleRef {
-  std::string id;  // "FILE:LINE" of the rule (FILE is the policy's base name)
+  std::string_view id;  // "FILE:LINE" of the rule (FILE is the policy's base name)
   Effect effect = Effect::kAllow;
   int64_t priority = kDefaultPriority;
 };
@@ -31,14 +36,20 @@ struct Decision {
   std::optional<RuleRef> rule;           // the deciding rule; none for an implicit deny
   std::optional<FallbackKind> fallback;  // set unless the call is allowed
   std::string message;                   // for the agent, when not allowed
-  std::string reason;                    // why, for people and logs
+  std::string reason;                    // why; empty for an allow (see ReasonOf)
   std::vector<std::string> errors;       // evaluation errors met on the way
-  std::string policy;                    // "sha256:<hex of the policy text>"
+  std::string_view policy;               // "sha256:<hex of the policy text>", in the Program
   int64_t eval_ns = 0;
   std::optional<size_t> call;  // Session::Decide: the history index of an allowed call
+  // Keeps `rule->id` and `policy` valid for as long as the Decision lives, so an
+  // allowed call's record allocates nothing beyond a long `tool` name.
+  std::shared_ptr<const Program> program;
 
   bool allowed() const { return outcome == Outcome::kAllow; }
 };
+
+// The reason, with an allow's spelled out: "allowed by FILE:LINE".
+std::string ReasonOf(const Decision& decision);
 
 // {"decision", "tool", "rule": {"id","effect","priority"} | null, "fallback", "message",
 //  "reason", "errors", "policy", "eval_ns"[, "call"]}

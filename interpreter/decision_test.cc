@@ -10,7 +10,6 @@ TEST_CASE("the decision record's JSON, in the documented field order") {
   d.outcome = Outcome::kAllow;
   d.tool = "t";
   d.rule = RuleRef{"f.policy:3", Effect::kAllow, 10};
-  d.reason = "allowed by f.policy:3";
   d.policy = "sha256:x";
   d.eval_ns = 5;
   d.call = 2;

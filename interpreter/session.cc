@@ -56,7 +56,7 @@ std::string Expand(const std::string& message, const Decision& d, std::string_vi
         } else if (name == "query") {
           out += query;
         } else if (name == "rule") {
-          out += d.rule ? d.rule->id : "default";
+          out += d.rule ? d.rule->id : std::string_view("default");
         } else if (name == "reason") {
           out += d.reason;
         } else {
@@ -138,6 +138,7 @@ Decision Session::Decide(std::string_view tool, const nlohmann::json& args) {
     Decision d;
     d.tool = std::string(tool);
     d.policy = program_->hash();
+    d.program = program_;
     d.fallback = FallbackKind::kBlock;
     d.reason = "the session's history is full (" + std::to_string(limits_.max_history) + " calls)";
     d.errors.push_back(d.reason);
@@ -211,6 +212,7 @@ Decision Session::Evaluate(std::string_view tool, const nlohmann::json& args,
   }
   const Plan& plan = program_->plan();
   d.policy = plan.hash;
+  d.program = program_;
   size_t nodes = 0;
   if (!args.is_object() || !ArgsWithinLimits(args, 0, &nodes)) {
     d.reason = !args.is_object() ? "the arguments are not a JSON object"
@@ -275,7 +277,6 @@ Decision Session::Evaluate(std::string_view tool, const nlohmann::json& args,
     d.rule = RefOf(rule);
     if (rule.key.effect == Effect::kAllow) {
       d.outcome = Outcome::kAllow;
-      d.reason = "allowed by " + rule.id;
       if (updates != nullptr) *updates = rule.updates;
       finish(d);
       return d;

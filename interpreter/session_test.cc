@@ -13,7 +13,7 @@ using testing::MustLoad;
 
 using nlohmann::json;
 
-std::string RuleOf(const Decision& d) { return d.rule ? d.rule->id : "none"; }
+std::string RuleOf(const Decision& d) { return d.rule ? std::string(d.rule->id) : "none"; }
 
 TEST_CASE("no policy denies everything") {
   Session session(nullptr, "q");
