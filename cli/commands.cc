@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "cli/policy_tests.h"
+#include "cli/replay.h"
 #include "interpreter/loader.h"
 #include "interpreter/session.h"
 #include "policy/formatter.h"
@@ -22,6 +23,8 @@ constexpr char kUsage[] =
     "  test FILE.json...\n"
     "  fmt FILE [--check | --write]\n"
     "  import --from progent FILE.json\n"
+    "  replay (--suite SUITE --policy FILE | --policy-dir DIR) [--data DIR] [--criteria DIR]\n"
+    "         [--json FILE] [--require-all]\n"
     "See docs/cli.md.\n";
 
 // Flags of the form --name VALUE (repeatable ones collect every value), plus
@@ -224,6 +227,63 @@ int Import(const std::vector<std::string>& args, std::ostream& out, std::ostream
   return kExitOk;
 }
 
+int Replay(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  Flags flags = ParseFlags(args, 1, {"suite", "policy", "policy-dir", "data", "criteria", "json"},
+                           {"require-all"});
+  if (!flags.error.empty()) return Usage(err, flags.error);
+  if (!flags.positional.empty()) return Usage(err, "replay takes no positional arguments");
+  std::vector<std::pair<std::string, std::string>> runs;  // suite, policy file
+  if (auto dir = flags.Get("policy-dir")) {
+    if (flags.Get("suite") || flags.Get("policy")) {
+      return Usage(err, "--policy-dir excludes --suite and --policy");
+    }
+    for (const char* suite : {"banking", "slack", "travel", "workspace"}) {
+      runs.push_back({suite, JoinPath(*dir, std::string(suite) + ".policy")});
+    }
+  } else if (flags.Get("suite") && flags.Get("policy")) {
+    runs.push_back({*flags.Get("suite"), *flags.Get("policy")});
+  } else {
+    return Usage(err, "replay needs --suite and --policy, or --policy-dir");
+  }
+  StatusOr<ReplayData> data =
+      LoadReplayData(flags.Get("data").value_or("bench/agentdojo/data"),
+                     flags.Get("criteria").value_or("bench/agentdojo/criteria"));
+  if (!data.ok()) {
+    err << "error: " << data.status().message() << "\n";
+    return kExitUsage;
+  }
+  nlohmann::json reports = nlohmann::json::array();
+  bool all_good = true;
+  out << ReplayTableHeader();
+  for (const auto& [suite, path] : runs) {
+    LoadedPolicy loaded = LoadPolicyFile(path);
+    if (!loaded.ok()) {
+      err << loaded.ErrorText();
+      return kExitUsage;
+    }
+    size_t slash = path.find_last_of('/');
+    std::string label = slash == std::string::npos ? path : path.substr(slash + 1);
+    StatusOr<nlohmann::json> report = ReplaySuite(*data, suite, loaded.program, label);
+    if (!report.ok()) {
+      err << "error: " << report.status().message() << "\n";
+      return kExitUsage;
+    }
+    out << ReplayTableRow(*report);
+    all_good = all_good && (*report)["user_tasks_allowed"] == (*report)["user_tasks"] &&
+               (*report)["pairs_defended"] == (*report)["blockable_pairs"];
+    reports.push_back(std::move(*report));
+  }
+  if (auto json_path = flags.Get("json")) {
+    std::ofstream file(*json_path, std::ios::binary | std::ios::trunc);
+    file << Dump(nlohmann::json{{"reports", reports}}, 1) << "\n";
+    if (!file.good()) {
+      err << "error: cannot write `" << *json_path << "`\n";
+      return kExitUsage;
+    }
+  }
+  return flags.Has("require-all") && !all_good ? kExitFailed : kExitOk;
+}
+
 }  // namespace
 
 int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -235,6 +295,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     if (command == "test") return Test(args, out, err);
     if (command == "fmt") return Fmt(args, out, err);
     if (command == "import") return Import(args, out, err);
+    if (command == "replay") return Replay(args, out, err);
     if (command == "help" || command == "--help" || command == "-h") {
       out << kUsage;
       return kExitOk;
