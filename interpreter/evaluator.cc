@@ -144,24 +144,31 @@ bool ValuesEqual(const Value& a, const Value& b) {
 
 bool OccursAsTokenRun(std::string_view haystack, std::string_view needle) {
   if (needle.empty() || needle.size() > haystack.size()) return false;
-  auto digit = [&](size_t i) {
-    return i < haystack.size() && haystack[i] >= '0' && haystack[i] <= '9';
+  const size_t n = haystack.size();
+  // Letters, digits and the characters that join the parts of an address, a
+  // host name or a number (. - _ @ +) continue a token; everything else ends it.
+  auto joiner = [&](size_t i) {
+    unsigned char c = static_cast<unsigned char>(haystack[i]);
+    return IsAlnum(c) || c == '.' || c == '-' || c == '_' || c == '@' || c == '+';
   };
-  auto separator = [&](size_t i) {
-    return i < haystack.size() && (haystack[i] == '.' || haystack[i] == ',');
-  };
+  auto digit = [&](size_t i) { return i < n && haystack[i] >= '0' && haystack[i] <= '9'; };
   const bool starts_digit = needle.front() >= '0' && needle.front() <= '9';
   const bool ends_digit = needle.back() >= '0' && needle.back() <= '9';
-  for (size_t i = 0; i + needle.size() <= haystack.size(); ++i) {
-    if (i > 0 && IsAlnum(haystack[i - 1])) continue;
-    // A digit after "3." or "3," is inside a number: "5" is not in "100.5".
-    if (starts_digit && i >= 2 && separator(i - 1) && digit(i - 2)) continue;
+  for (size_t i = 0; i + needle.size() <= n; ++i) {
+    if (i > 0 && joiner(i - 1)) continue;
+    // A digit after "3," is inside a number: "5" is not in "1,5".
+    if (starts_digit && i >= 2 && haystack[i - 1] == ',' && digit(i - 2)) continue;
     size_t k = 0;
     while (k < needle.size() && Lower(haystack[i + k]) == Lower(needle[k])) ++k;
     if (k != needle.size()) continue;
-    size_t end = i + needle.size();
-    if (end < haystack.size() && IsAlnum(haystack[end])) continue;
-    if (ends_digit && separator(end) && digit(end + 1)) continue;  // "100" is not in "100.5"
+    const size_t end = i + needle.size();
+    if (end < n && joiner(end)) {
+      // A "." or "-" that ends the token (a sentence's full stop) is not a joiner.
+      const bool closing = (haystack[end] == '.' || haystack[end] == '-') &&
+                           (end + 1 == n || !joiner(end + 1));
+      if (!closing) continue;
+    }
+    if (ends_digit && end < n && haystack[end] == ',' && digit(end + 1)) continue;
     return true;
   }
   return false;

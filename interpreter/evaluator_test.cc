@@ -19,6 +19,17 @@ TEST_CASE("token runs for provenance") {
   CHECK_FALSE(OccursAsTokenRun("héllo", "llo"));  // non-ASCII letters are letters
   CHECK_FALSE(OccursAsTokenRun("x", ""));
   CHECK(OccursAsTokenRun("a -x- b", "-x-"));
+  // Parts of addresses, hosts and numbers are not tokens of their own.
+  CHECK_FALSE(OccursAsTokenRun("share it with john.doe@gmail.com", "doe@gmail.com"));
+  CHECK_FALSE(OccursAsTokenRun("share it with john.doe@gmail.com", "john.doe@gmail"));
+  CHECK_FALSE(OccursAsTokenRun("write to bob@company.co.uk", "bob@company.co"));
+  CHECK_FALSE(OccursAsTokenRun("visit www.dora-website.com", "website.com"));
+  CHECK_FALSE(OccursAsTokenRun("visit www.dora-website.com", "www.dora"));
+  CHECK(OccursAsTokenRun("visit https://www.dora-website.com/page", "www.dora-website.com"));
+  CHECK(OccursAsTokenRun("mail john.doe@gmail.com.", "john.doe@gmail.com"));  // full stop
+  CHECK(OccursAsTokenRun("mail (john.doe@gmail.com), thanks", "john.doe@gmail.com"));
+  CHECK(OccursAsTokenRun("pay $100 now", "100"));
+  CHECK_FALSE(OccursAsTokenRun("call +41 79", "41"));
   CHECK_FALSE(OccursAsTokenRun("email bob@x.com", "@x.com"));  // boundaries hold for any needle
   CHECK_FALSE(OccursAsTokenRun("email bob@x.com", "bob@"));
 }
