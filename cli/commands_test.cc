@@ -65,7 +65,7 @@ TEST_CASE("check prints the decision and exits 0 only for allow") {
   CHECK(denied.out.find("\"decision\": \"deny\"") != std::string::npos);
   CHECK(
       denied.out.find(
-          "the closest, banking.policy:18, fails because `recipient in trusted_ibans` is false") !=
+          "the closest, banking.policy:22, fails because `recipient in trusted_ibans` is false") !=
       std::string::npos);
   Run allowed = Cli(
       {"check", "--policy", policy, "--tool", "send_money", "--args",

@@ -148,6 +148,35 @@ std::string FallbackText(const Fallback& f) {
   return out;
 }
 
+// A long `a and b and c` (or `or`) chain, one operand per line after the first:
+//   a
+//   <indent>and b
+// Operands print exactly as Print would, so the tree read back is the same.
+std::string BrokenChain(const Expr& e, const std::string& indent) {
+  if (e.kind != ExprKind::kBinary || (e.op != Op::kAnd && e.op != Op::kOr)) return FormatExpr(e);
+  std::vector<const Expr*> operands;
+  const Expr* left = &e;
+  while (left->kind == ExprKind::kBinary && left->op == e.op) {
+    operands.push_back(left->children[1].get());
+    left = left->children[0].get();
+  }
+  operands.push_back(left);
+  std::string out;
+  const int p = Precedence(e);
+  for (size_t i = operands.size(); i-- > 0;) {
+    if (i + 1 != operands.size()) out += "\n" + indent + OpSpelling(e.op) + " ";
+    PrintOperand(*operands[i], i + 1 == operands.size() ? p : p + 1, &out);
+  }
+  return out;
+}
+
+// A long list literal, one element per line with a trailing comma.
+std::string BrokenList(const Expr& e, const std::string& indent) {
+  std::string out = "[";
+  for (const auto& c : e.children) out += "\n" + indent + "  " + FormatExpr(*c) + ",";
+  return out + "\n" + indent + "]";
+}
+
 void PrintRule(const Rule& rule, const std::string& indent, std::string* out) {
   std::string head = std::string(rule.effect == Effect::kAllow ? "allow " : "forbid ");
   for (size_t i = 0; i < rule.targets.size(); ++i) {
@@ -168,7 +197,14 @@ void PrintRule(const Rule& rule, const std::string& indent, std::string* out) {
     *out += line;
   } else {
     *out += indent + head;
-    for (const std::string& c : clauses) *out += "\n" + indent + "  " + c;
+    for (size_t i = 0; i < clauses.size(); ++i) {
+      const bool is_when = i == 0 && rule.condition != nullptr;
+      if (is_when && indent.size() + 2 + clauses[i].size() > kFormatLineWidth) {
+        *out += "\n" + indent + "  when " + BrokenChain(*rule.condition, indent + "    ");
+      } else {
+        *out += "\n" + indent + "  " + clauses[i];
+      }
+    }
   }
   if (rule.has_update) {
     *out += " update {";
@@ -201,8 +237,12 @@ std::string ItemText(const Item& item) {
     }
     case ItemKind::kLet: {
       std::string out = "let " + item.name + " = ";
-      Print(*item.value, &out);
-      return out + ";";
+      std::string value = FormatExpr(*item.value);
+      if (out.size() + value.size() + 1 > kFormatLineWidth && item.value->kind == ExprKind::kList &&
+          !item.value->children.empty()) {
+        value = BrokenList(*item.value, "");
+      }
+      return out + value + ";";
     }
     case ItemKind::kDefault:
       return "default " + FallbackText(item.fallback) + ";";

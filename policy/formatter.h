@@ -14,7 +14,9 @@
 
 namespace toolwarden {
 
-// Lines longer than this are broken before `when`, `priority` and `fallback`.
+// Lines longer than this are broken before `when`, `priority` and `fallback`; a
+// condition still too long is broken before each operand of its top-level
+// `and`/`or` chain, and a long `let` list is written one element per line.
 inline constexpr size_t kFormatLineWidth = 100;
 
 // `ast` must come from parsing `source` without errors.
