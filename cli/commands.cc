@@ -227,18 +227,48 @@ int Import(const std::vector<std::string>& args, std::ostream& out, std::ostream
   return kExitOk;
 }
 
+// Loads a replay policy: a policy file, or a Progent JSON policy imported on the fly.
+LoadedPolicy LoadReplayPolicy(const std::string& path) {
+  if (path.size() < 5 || path.compare(path.size() - 5, 5, ".json") != 0)
+    return LoadPolicyFile(path);
+  StatusOr<std::string> json = ReadTextFile(path, kMaxJsonBytes);
+  StatusOr<std::string> text =
+      json.ok() ? ImportProgent(*json, path) : StatusOr<std::string>(json.status());
+  if (!text.ok()) {
+    LoadedPolicy failed;
+    failed.source = Source(path, "");
+    failed.status = Status(text.status().code(), path + ": " + text.status().message());
+    return failed;
+  }
+  return LoadPolicyText(path, std::move(*text), DirName(path));
+}
+
+bool FileExists(const std::string& path) { return std::ifstream(path).good(); }
+
 int Replay(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   Flags flags = ParseFlags(args, 1, {"suite", "policy", "policy-dir", "data", "criteria", "json"},
                            {"require-all"});
   if (!flags.error.empty()) return Usage(err, flags.error);
   if (!flags.positional.empty()) return Usage(err, "replay takes no positional arguments");
   std::vector<std::pair<std::string, std::string>> runs;  // suite, policy file
-  if (auto dir = flags.Get("policy-dir")) {
+  auto dirs = flags.values.find("policy-dir");
+  if (dirs != flags.values.end()) {
     if (flags.Get("suite") || flags.Get("policy")) {
       return Usage(err, "--policy-dir excludes --suite and --policy");
     }
-    for (const char* suite : {"banking", "slack", "travel", "workspace"}) {
-      runs.push_back({suite, JoinPath(*dir, std::string(suite) + ".policy")});
+    for (const std::string& dir : dirs->second) {
+      for (const char* suite : {"banking", "slack", "travel", "workspace"}) {
+        std::string policy = JoinPath(dir, std::string(suite) + ".policy");
+        std::string progent = JoinPath(dir, std::string(suite) + ".json");
+        if (FileExists(policy)) {
+          runs.push_back({suite, policy});
+        } else if (FileExists(progent)) {
+          runs.push_back({suite, progent});
+        } else {
+          err << "error: no `" << policy << "` or `" << progent << "`\n";
+          return kExitUsage;
+        }
+      }
     }
   } else if (flags.Get("suite") && flags.Get("policy")) {
     runs.push_back({*flags.Get("suite"), *flags.Get("policy")});
@@ -256,13 +286,20 @@ int Replay(const std::vector<std::string>& args, std::ostream& out, std::ostream
   bool all_good = true;
   out << ReplayTableHeader();
   for (const auto& [suite, path] : runs) {
-    LoadedPolicy loaded = LoadPolicyFile(path);
+    LoadedPolicy loaded = LoadReplayPolicy(path);
     if (!loaded.ok()) {
       err << loaded.ErrorText();
       return kExitUsage;
     }
+    // Label: the file name, with its folder when that is not the suite policies' own.
+    std::string label = path;
     size_t slash = path.find_last_of('/');
-    std::string label = slash == std::string::npos ? path : path.substr(slash + 1);
+    if (slash != std::string::npos) {
+      size_t parent = path.find_last_of('/', slash - 1);
+      std::string folder = path.substr(parent == std::string::npos ? 0 : parent + 1,
+                                       slash - (parent == std::string::npos ? 0 : parent + 1));
+      label = (folder == "agentdojo" ? "" : folder + "/") + path.substr(slash + 1);
+    }
     StatusOr<nlohmann::json> report = ReplaySuite(*data, suite, loaded.program, label);
     if (!report.ok()) {
       err << "error: " << report.status().message() << "\n";

@@ -133,6 +133,27 @@ TEST_CASE("import prints the equivalent policy") {
   CHECK(Cli({"import", progent}).code == kExitUsage);
 }
 
+TEST_CASE("replay runs policy files and imported Progent policies") {
+  const std::string data = kSource + "/bench/agentdojo/data";
+  const std::string criteria = kSource + "/bench/agentdojo/criteria";
+  std::string progent =
+      TempFile("progent_banking.json", R"({"get_balance": [{"priority": 1, "effect": 0}]})");
+  Run r = Cli({"replay", "--suite", "banking", "--policy", progent, "--data", data, "--criteria",
+               criteria});
+  CHECK(r.code == kExitOk);
+  CHECK(r.out.find("banking") != std::string::npos);
+  CHECK(r.out.find("0/16") != std::string::npos);  // only get_balance is allowed
+  Run all = Cli({"replay", "--policy-dir", kSource + "/policies/agentdojo", "--data", data,
+                 "--criteria", criteria, "--require-all"});
+  CHECK(all.code == kExitOk);
+  CHECK(all.out.find("40/40") != std::string::npos);
+  CHECK(Cli({"replay", "--suite", "banking", "--policy", progent, "--data", data, "--criteria",
+             criteria, "--require-all"})
+            .code == kExitFailed);
+  CHECK(Cli({"replay", "--suite", "banking"}).code == kExitUsage);
+  CHECK(Cli({"replay", "--policy-dir", "/nonexistent"}).code == kExitUsage);
+}
+
 TEST_CASE("unknown commands and help") {
   CHECK(Cli({}).code == kExitUsage);
   CHECK(Cli({"frobnicate"}).code == kExitUsage);
