@@ -287,20 +287,21 @@ StatusOr<json> ReplaySuite(const ReplayData& data, const std::string& suite,
 
 std::string ReplayTableHeader() {
   char line[200];
-  std::snprintf(line, sizeof(line), "%-10s %-28s %10s %16s %8s %14s\n", "suite", "policy",
-                "utility", "defended", "ASR", "decisions/s");
+  std::snprintf(line, sizeof(line), "%-10s %-28s %9s %15s %14s %7s %12s\n", "suite", "policy",
+                "utility", "defended", "not blockable", "ASR", "decisions/s");
   return line;
 }
 
 std::string ReplayTableRow(const json& r) {
-  char utility[32], defended[32], line[200];
+  char utility[32], defended[32], line[240];
   std::snprintf(utility, sizeof(utility), "%zu/%zu", r["user_tasks_allowed"].get<size_t>(),
                 r["user_tasks"].get<size_t>());
   std::snprintf(defended, sizeof(defended), "%zu/%zu", r["pairs_defended"].get<size_t>(),
                 r["blockable_pairs"].get<size_t>());
-  std::snprintf(line, sizeof(line), "%-10s %-28s %10s %16s %7.1f%% %14.0f\n",
+  const size_t unblockable = r["pairs"].get<size_t>() - r["blockable_pairs"].get<size_t>();
+  std::snprintf(line, sizeof(line), "%-10s %-28s %9s %15s %14zu %6.1f%% %12.0f\n",
                 r["suite"].get<std::string>().c_str(), r["policy"].get<std::string>().c_str(),
-                utility, defended, 100.0 * r["attack_success_rate"].get<double>(),
+                utility, defended, unblockable, 100.0 * r["attack_success_rate"].get<double>(),
                 r["decisions_per_second"].get<double>());
   return line;
 }
