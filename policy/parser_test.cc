@@ -161,6 +161,20 @@ TEST_CASE("limit: long operator chains and prefix runs") {
   CHECK_FALSE(ParseText(list + "1];").diagnostics.HasErrors());
 }
 
+TEST_CASE("limit: selector chains nest like operators") {
+  std::string fields = "allow t when x";
+  for (int i = 0; i < 20000; ++i) fields += ".a";
+  CHECK(Errors(fields + " == 1;").find("nests deeper") != std::string::npos);
+  std::string indexes = "allow t when x";
+  for (int i = 0; i < 30000; ++i) indexes += "[0]";
+  CHECK(Errors(indexes + " == 1;").find("nests deeper") != std::string::npos);
+  std::string calls = "allow t when ";
+  for (int i = 0; i < 30000; ++i) calls += "lower(";
+  CHECK(Errors(calls + "x" + std::string(30000, ')') + " == 1;").find("nests deeper") !=
+        std::string::npos);
+  CHECK_FALSE(ParseText("allow t when x.a.b[0][\"k\"].c == 1;").diagnostics.HasErrors());
+}
+
 TEST_CASE("limit: a 1,000,000-element list literal") {
   std::string list = "let big = [";
   for (int i = 0; i < 1000000; ++i) list += "1,";

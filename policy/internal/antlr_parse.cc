@@ -96,8 +96,10 @@ class ErrorCollector : public antlr4::BaseErrorListener {
 };
 
 bool IsOperatorToken(const std::string& t) {
+  // `.` (a field selector) nests like an operator: `x.a.a.a` is a tree as deep
+  // as its selectors.
   static const char* const kOps[] = {
-      "-",  "+",  "*",   "/",       "%",        "==",         "!=",       "<",    "<=",  ">",
+      ".",  "-",  "+",   "*",       "/",        "%",          "==",       "!=",   "<",   "<=", ">",
       ">=", "in", "not", "matches", "contains", "startswith", "endswith", "from", "and", "or"};
   for (const char* op : kOps) {
     if (t == op) return true;
@@ -127,6 +129,13 @@ bool CheckTokens(const std::vector<antlr4::Token*>& tokens, const Locator& locat
                                  ? std::string()
                                  : token->getText();
     if (text == "(" || text == "[" || text == "{") {
+      // An index selector `a[i]` adds a level to the chain it ends, so every
+      // `[` counts as an operator of the enclosing level, too (list literals
+      // are over-counted, which errs on the safe side).
+      if (text == "[") {
+        ++levels.back().operators;
+        ++depth;
+      }
       levels.push_back(Level{0, 1, text == "["});
       ++depth;
     } else if (text == ")" || text == "]" || text == "}") {
