@@ -192,29 +192,44 @@ class Compiler {
     return index;
   }
 
-  // The constant value of an expression, if it is one (literal, constant list, `let`).
+  // Whether an expression is constant (a literal, a `let`, a list of constants).
+  // Memoized, so nested lists are walked once, not once per enclosing list.
+  bool IsConstant(const Expr& e) {
+    auto it = constness_.find(&e);
+    if (it != constness_.end()) return it->second;
+    bool constant = false;
+    if (e.kind == ExprKind::kLiteral) {
+      constant = true;
+    } else if (e.kind == ExprKind::kName) {
+      constant = !IsLocal(e.name) && e.name != "tool" && e.name != "args" && e.name != "query" &&
+                 policy_.constants.count(e.name) > 0;
+    } else if (e.kind == ExprKind::kList) {
+      constant = true;
+      for (const auto& c : e.children) constant = IsConstant(*c) && constant;
+    }
+    constness_[&e] = constant;
+    return constant;
+  }
+
+  nlohmann::json ConstantValue(const Expr& e) {
+    if (e.kind == ExprKind::kLiteral) return e.literal;
+    if (e.kind == ExprKind::kName) return policy_.constants.at(e.name);
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& c : e.children) list.push_back(ConstantValue(*c));
+    return list;
+  }
+
+  // The constant index of an expression, if it is constant; each `let` is added once.
   std::optional<uint32_t> ConstantOf(const Expr& e) {
-    if (e.kind == ExprKind::kLiteral) return AddConstant(e.literal);
-    if (e.kind == ExprKind::kName && !IsLocal(e.name) && e.name != "tool" && e.name != "args" &&
-        e.name != "query") {
-      auto it = policy_.constants.find(e.name);
-      if (it == policy_.constants.end()) return std::nullopt;
+    if (!IsConstant(e)) return std::nullopt;
+    if (e.kind == ExprKind::kName) {
       auto cached = let_index_.find(e.name);
       if (cached != let_index_.end()) return cached->second;
-      uint32_t index = AddConstant(it->second);
+      uint32_t index = AddConstant(policy_.constants.at(e.name));
       let_index_[e.name] = index;
       return index;
     }
-    if (e.kind == ExprKind::kList) {
-      nlohmann::json list = nlohmann::json::array();
-      for (const auto& c : e.children) {
-        std::optional<uint32_t> v = ConstantOf(*c);
-        if (!v) return std::nullopt;
-        list.push_back(*plan_->constants[*v]);
-      }
-      return AddConstant(std::move(list));
-    }
-    return std::nullopt;
+    return AddConstant(ConstantValue(e));
   }
 
   bool IsLocal(const std::string& name) const {
@@ -365,7 +380,10 @@ class Compiler {
       });
       return v;
     };
-    std::set<std::string> names;
+    // Exact names go straight to their own lists; only glob and `*` rules are
+    // matched against each name, so the cost is names x wildcard rules, not
+    // names x rules.
+    std::map<std::string, std::vector<uint32_t>> exact;
     std::vector<uint32_t> wildcard;
     for (uint32_t r : top) {
       bool has_wildcard = false;
@@ -373,11 +391,14 @@ class Compiler {
         if (t.glob) {
           has_wildcard = true;
         } else {
-          names.insert(t.text);
+          std::vector<uint32_t>& list = exact[t.text];
+          if (list.empty() || list.back() != r) list.push_back(r);
         }
       }
       if (has_wildcard) wildcard.push_back(r);
     }
+    std::set<std::string> names;
+    for (const auto& entry : exact) names.insert(entry.first);
     for (const ToolPattern& t : plan_->trusted_tools) {
       if (!t.glob) names.insert(t.text);
     }
@@ -388,9 +409,14 @@ class Compiler {
     plan_->tool_names.assign(names.begin(), names.end());
     plan_->by_tool.reserve(plan_->tool_names.size());
     for (const std::string& name : plan_->tool_names) {
+      auto it = exact.find(name);
       std::vector<uint32_t> candidates;
-      for (uint32_t r : top) {
-        if (plan_->rules[r].Targets(name)) candidates.push_back(r);
+      if (it != exact.end()) candidates = std::move(it->second);
+      const size_t named = candidates.size();
+      for (uint32_t r : wildcard) {
+        bool already = std::find(candidates.begin(), candidates.begin() + named, r) !=
+                       candidates.begin() + named;
+        if (!already && plan_->rules[r].Targets(name)) candidates.push_back(r);
       }
       plan_->by_tool.emplace(std::string_view(name), sorted(std::move(candidates)));
     }
@@ -404,6 +430,7 @@ class Compiler {
   std::map<std::string, uint32_t> regex_index_;
   std::map<std::string, uint32_t> let_index_;
   std::map<uint32_t, uint32_t> set_index_;
+  std::map<const Expr*, bool> constness_;
 };
 
 }  // namespace

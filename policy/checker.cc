@@ -145,7 +145,9 @@ bool IsBuiltin(const std::string& name) {
 struct Info {
   unsigned mask = kAny;
   const nlohmann::json* schema = nullptr;
-  std::optional<nlohmann::json> constant;
+  // Borrowed from the AST or the checked constants, never copied: a big `let`
+  // list used in many rules must not be copied for each use.
+  const nlohmann::json* constant = nullptr;
   unsigned items = kAny;
   std::string what;  // how to name it in a message, e.g. "`amount`"
 };
@@ -231,7 +233,7 @@ class Checker {
     const std::string& text = source_.text();
     if (e.end_offset <= e.position.offset || e.end_offset > text.size()) return "expression";
     std::string snippet = text.substr(e.position.offset, e.end_offset - e.position.offset);
-    if (snippet.size() > 60) snippet = snippet.substr(0, 57) + "...";
+    snippet = Abbreviate(snippet, 60);
     return "`" + snippet + "`";
   }
 
@@ -324,7 +326,11 @@ class Checker {
             Error(e.position, "`let` values may use only literals, lists, constants and + - * / %");
             return std::nullopt;
         }
-        if (r == static_cast<double>(static_cast<int64_t>(r)) && std::abs(r) < 9e15) {
+        if (!std::isfinite(r)) {
+          Error(e.position, "`let` arithmetic overflows");
+          return std::nullopt;
+        }
+        if (std::abs(r) < 9e15 && r == static_cast<double>(static_cast<int64_t>(r))) {
           return nlohmann::json(static_cast<int64_t>(r));
         }
         return nlohmann::json(r);
@@ -373,6 +379,7 @@ class Checker {
     }
     if (rule.condition != nullptr) {
       current_condition_ = rule.condition.get();
+      CollectNullGuards(current_condition_);
       // Check once per known target tool, so argument names and types are checked
       // against each; once without a tool when none is known.
       bool any_unknown = tools.empty();
@@ -422,11 +429,15 @@ class Checker {
   Info ConstantInfo(const nlohmann::json& value) {
     Info info;
     info.mask = MaskOfValue(value);
-    info.constant = value;
+    info.constant = &value;
     if (value.is_array()) {
-      info.items = 0;
-      for (const auto& e : value) info.items |= MaskOfValue(e);
-      if (value.empty()) info.items = kAny;
+      auto cached = items_mask_.find(&value);
+      if (cached == items_mask_.end()) {
+        unsigned items = 0;
+        for (const auto& e : value) items |= MaskOfValue(e);
+        cached = items_mask_.emplace(&value, value.empty() ? unsigned{kAny} : items).first;
+      }
+      info.items = cached->second;
     }
     return info;
   }
@@ -470,9 +481,10 @@ class Checker {
     return FromSchema(PropertySchema(scope.tool_schema, e.name), optional);
   }
 
-  // Whether the rule's condition compares `name` with null anywhere.
-  bool HasNullGuard(const std::string& name) const {
-    std::vector<const Expr*> stack = {current_condition_};
+  // The names the rule's condition compares with null anywhere (computed once per rule).
+  void CollectNullGuards(const Expr* condition) {
+    null_guarded_.clear();
+    std::vector<const Expr*> stack = {condition};
     while (!stack.empty()) {
       const Expr* e = stack.back();
       stack.pop_back();
@@ -480,23 +492,25 @@ class Checker {
       if (e->kind == ExprKind::kBinary && (e->op == Op::kEq || e->op == Op::kNe)) {
         const Expr& a = *e->children[0];
         const Expr& b = *e->children[1];
-        auto is_name = [&](const Expr& x) { return x.kind == ExprKind::kName && x.name == name; };
         auto is_null = [](const Expr& x) {
           return x.kind == ExprKind::kLiteral && x.literal.is_null();
         };
-        if ((is_name(a) && is_null(b)) || (is_null(a) && is_name(b))) return true;
+        if (a.kind == ExprKind::kName && is_null(b)) null_guarded_.insert(a.name);
+        if (b.kind == ExprKind::kName && is_null(a)) null_guarded_.insert(b.name);
       }
       for (const auto& c : e->children) stack.push_back(c.get());
     }
-    return false;
   }
+
+  bool HasNullGuard(const std::string& name) const { return null_guarded_.count(name) > 0; }
 
   Info CheckField(const Expr& e, Scope& scope) {
     Info base = CheckExpr(*e.children[0], scope);
     if (!Expect(*e.children[0], base, kObject, "field access `." + e.name + "`")) return Info{};
     if (base.constant && base.constant->is_object()) {
       auto it = base.constant->find(e.name);
-      return it == base.constant->end() ? ConstantInfo(nullptr) : ConstantInfo(*it);
+      static const nlohmann::json* const kNull = new nlohmann::json();
+      return it == base.constant->end() ? ConstantInfo(*kNull) : ConstantInfo(*it);
     }
     if (DeclaresProperties(base.schema)) {
       const nlohmann::json* prop = PropertySchema(base.schema, e.name);
@@ -726,19 +740,8 @@ class Checker {
         Info info;
         info.mask = kArray;
         info.items = 0;
-        nlohmann::json constant = nlohmann::json::array();
-        bool all_constant = true;
-        for (const auto& c : e.children) {
-          Info ci = CheckExpr(*c, scope);
-          info.items |= ci.mask;
-          if (ci.constant) {
-            constant.push_back(*ci.constant);
-          } else {
-            all_constant = false;
-          }
-        }
+        for (const auto& c : e.children) info.items |= CheckExpr(*c, scope).mask;
         if (e.children.empty()) info.items = kAny;
-        if (all_constant) info.constant = std::move(constant);
         return info;
       }
       case ExprKind::kName:
@@ -840,6 +843,8 @@ class Checker {
   bool uses_from_trusted_ = false;
   Position from_trusted_position_;
   const Expr* current_condition_ = nullptr;
+  std::set<std::string> null_guarded_;  // names the current condition compares with null
+  std::map<const nlohmann::json*, unsigned> items_mask_;
 };
 
 }  // namespace

@@ -104,6 +104,8 @@ TEST_CASE("checks that need no tool schemas") {
       {"let a = 2 * 3 + 1;\nallow t when x == a;", ""},
       {"let a = \"x\" + 1;", "`let` arithmetic needs numbers"},
       {"let a = 1 / 0;", "division by zero"},
+      {"let a = 1e300 * 1e300;", "`let` arithmetic overflows"},
+      {"let a = 1e300 * 10;", ""},
       {"let a = lower(\"X\");", "`let` values may use only literals"},
       {"allow t when x fallback block;", "error: `fallback` on an `allow` rule"},
       {"forbid t priority 1000001;", "priority must be between 0 and 1000000"},
