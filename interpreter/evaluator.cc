@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "interpreter/structured.h"
+#include "policy/diagnostic.h"
 
 namespace toolwarden::internal {
 
@@ -164,8 +165,8 @@ bool OccursAsTokenRun(std::string_view haystack, std::string_view needle) {
     const size_t end = i + needle.size();
     if (end < n && joiner(end)) {
       // A "." or "-" that ends the token (a sentence's full stop) is not a joiner.
-      const bool closing = (haystack[end] == '.' || haystack[end] == '-') &&
-                           (end + 1 == n || !joiner(end + 1));
+      const bool closing =
+          (haystack[end] == '.' || haystack[end] == '-') && (end + 1 == n || !joiner(end + 1));
       if (!closing) continue;
     }
     if (ends_digit && end < n && haystack[end] == ',' && digit(end + 1)) continue;
@@ -199,7 +200,7 @@ std::string Evaluator::Describe(const Value& v) {
       text = v.json->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
       break;
   }
-  if (text.size() > 80) text = text.substr(0, 77) + "...";
+  text = Abbreviate(text, 80);
   return text;
 }
 
@@ -208,7 +209,7 @@ std::string Evaluator::Text(uint32_t node) const {
   const std::string& source = context_.plan->source_text;
   if (n.end <= n.begin || n.end > source.size()) return "`expression`";
   std::string text = source.substr(n.begin, n.end - n.begin);
-  if (text.size() > 60) text = text.substr(0, 57) + "...";
+  text = Abbreviate(text, 60);
   return "`" + text + "`";
 }
 
@@ -315,6 +316,8 @@ bool Evaluator::Eval(uint32_t index, Value* out) {
       for (uint32_t i = 0; i < n.b; ++i) {
         Value element;
         if (!Eval(plan.list_items[n.a + i], &element)) return false;
+        // Copying costs in proportion to its size, so copies cannot outgrow the budget.
+        if (!Charge(ApproxBytes(element), index)) return false;
         list.push_back(ToJson(element));
       }
       out->kind = Value::Kind::kArray;
@@ -576,6 +579,8 @@ bool Evaluator::EvalCall(const Node& n, uint32_t index, Value* out) {
     return Fail(index, std::string("`") + name + "` needs a string, but " + Text(n.a) + " is " +
                            KindName(arg.kind));
   }
+  // Each of these makes a new value as large as its input.
+  if (!Charge(arg.string.size(), index)) return false;
   switch (n.op) {
     case NodeOp::kLower: {
       std::string s(arg.string);
@@ -629,8 +634,10 @@ bool Evaluator::FromQuery(const Value& v, uint32_t node, bool trusted, bool* out
       return Fail(node, "`from` needs strings or numbers, but " + Text(node) + " holds " +
                             KindName(item.kind));
     }
-    steps_ += context_.query.size() / 64;
-    *found = OccursAsTokenRun(context_.query, needle) || (trusted && OccursInTrusted(needle));
+    // Token matching costs up to query length x needle length.
+    if (!Charge((context_.query.size() / 64 + 1) * (needle.size() + 1), node)) return false;
+    *found = OccursAsTokenRun(context_.query, needle) ||
+             (trusted && OccursInTrusted(needle, item.kind == Value::Kind::kNumber));
     return error_.empty();
   };
   if (v.kind == Value::Kind::kArray) {
@@ -648,28 +655,77 @@ bool Evaluator::FromQuery(const Value& v, uint32_t node, bool trusted, bool* out
   return one(v, out);
 }
 
-bool Evaluator::OccursInTrusted(std::string_view needle) {
+bool Evaluator::Charge(size_t bytes, uint32_t node) {
+  steps_ += bytes / 64;
+  if (steps_ > context_.max_steps) {
+    return Fail(node,
+                "evaluation step budget of " + std::to_string(context_.max_steps) + " exceeded");
+  }
+  return true;
+}
+
+size_t Evaluator::ApproxBytes(const Value& v) {
+  switch (v.kind) {
+    case Value::Kind::kString:
+      return v.string.size();
+    case Value::Kind::kArray:
+    case Value::Kind::kObject: {
+      // Iterative, so deep values cannot overflow the stack.
+      size_t bytes = 0;
+      std::vector<const nlohmann::json*> stack = {v.json};
+      while (!stack.empty()) {
+        const nlohmann::json* j = stack.back();
+        stack.pop_back();
+        bytes += 16;
+        if (j->is_string()) bytes += j->get_ref<const std::string&>().size();
+        if (j->is_object()) {
+          for (auto it = j->begin(); it != j->end(); ++it) {
+            bytes += it.key().size();
+            stack.push_back(&*it);
+          }
+        } else if (j->is_array()) {
+          for (const auto& child : *j) stack.push_back(&child);
+        }
+      }
+      return bytes;
+    }
+    default:
+      return 16;
+  }
+}
+
+bool Evaluator::OccursInTrusted(std::string_view needle, bool needle_is_number) {
+  // Each scan costs up to text length x needle length, charged to the budget.
+  auto scan = [&](std::string_view text, bool* found) {
+    if (!Charge((text.size() / 64 + 1) * (needle.size() + 1), 0)) return false;
+    *found = OccursAsTokenRun(text, needle);
+    return true;
+  };
+  bool found = false;
   for (const std::string& value : *context_.trusted_values) {
-    ++steps_;
-    if (OccursAsTokenRun(value, needle)) return true;
+    if (!scan(value, &found)) return false;
+    if (found) return true;
   }
   const Plan& plan = *context_.plan;
   for (const CallRecord& call : *context_.history) {
     if (!call.result) continue;
     bool trusted_tool = false;
-    for (const ToolPattern& t : plan.trusted_tools)
+    for (const ToolPattern& t : plan.trusted_tools) {
       trusted_tool = trusted_tool || t.Matches(call.tool);
+    }
     if (!trusted_tool) continue;
     // Walk the result's string and number leaves without recursion.
     std::vector<const nlohmann::json*> stack = {&*call.result};
     while (!stack.empty()) {
       const nlohmann::json* j = stack.back();
       stack.pop_back();
-      if (++steps_ > context_.max_steps) return Fail(0, "evaluation step budget exceeded");
+      if (!Charge(64, 0)) return false;
       if (j->is_string()) {
-        if (OccursAsTokenRun(j->get_ref<const std::string&>(), needle)) return true;
+        if (!scan(j->get_ref<const std::string&>(), &found)) return false;
+        if (found) return true;
       } else if (j->is_number()) {
-        if (ShortestNumber(j->get<double>()) == needle) return true;
+        // A number in a result matches only a number needle of the same shortest form.
+        if (needle_is_number && ShortestNumber(j->get<double>()) == needle) return true;
       } else if (j->is_structured()) {
         for (const auto& child : *j) stack.push_back(&child);
       }

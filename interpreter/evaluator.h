@@ -58,7 +58,12 @@ class Evaluator {
   bool EvalCall(const Node& n, uint32_t index, Value* out);
   bool Bool(uint32_t node, bool* out);
   bool FromQuery(const Value& v, uint32_t node, bool trusted, bool* out);
-  bool OccursInTrusted(std::string_view needle);
+  bool OccursInTrusted(std::string_view needle, bool needle_is_number);
+  // Charges the step budget for work or memory in proportion to `bytes` (one
+  // step per 64 bytes), so no evaluation holds more than about
+  // kMaxEvalSteps x 64 bytes of scratch. False (with an error) past the budget.
+  bool Charge(size_t bytes, uint32_t node);
+  static size_t ApproxBytes(const Value& v);
   std::string_view Keep(std::string s);
   const nlohmann::json* Keep(nlohmann::json j);
 

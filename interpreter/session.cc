@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 
 #include "interpreter/evaluator.h"
 #include "interpreter/plan.h"
 #include "policy/json_limits.h"
+#include "policy/parser.h"
 
 namespace toolwarden {
 
@@ -18,17 +20,39 @@ using internal::Plan;
 
 namespace {
 
-// Whether argument JSON nests at most kMaxArgDepth containers deep (a scalar is
-// 0 levels, `{}` 1) and holds at most kMaxArgNodes values, the root included.
+// Checks argument JSON built by a host (the JSON parsers at the front doors
+// already enforce most of this): at most kMaxArgDepth containers deep (a scalar
+// is 0 levels, `{}` 1), at most kMaxArgNodes values (the root included), only
+// finite numbers (NaN would make `amount > limit` false and open a forbid rule),
+// and only valid UTF-8 in strings and keys (RE2 cannot match invalid UTF-8, so
+// a forbid pattern would miss). Returns the problem, or "" when there is none.
 // `enclosing` counts the containers around `j`; recursion stops at the limit.
-bool ArgsWithinLimits(const nlohmann::json& j, int enclosing, size_t* nodes) {
-  if (++*nodes > kMaxArgNodes) return false;
-  if (!j.is_structured()) return true;
-  if (enclosing + 1 > kMaxArgDepth) return false;
-  for (const auto& child : j) {
-    if (!ArgsWithinLimits(child, enclosing + 1, nodes)) return false;
+std::string ArgsProblem(const nlohmann::json& j, int enclosing, size_t* nodes) {
+  if (++*nodes > kMaxArgNodes) {
+    return "the arguments exceed " + std::to_string(kMaxArgNodes) + " values";
   }
-  return true;
+  if (j.is_number_float() && !std::isfinite(j.get<double>())) {
+    return "the arguments hold a number that is not finite";
+  }
+  if (j.is_string() && FindInvalidUtf8(j.get_ref<const std::string&>()) != std::string_view::npos) {
+    return "the arguments hold a string that is not valid UTF-8";
+  }
+  if (!j.is_structured()) return "";
+  if (enclosing + 1 > kMaxArgDepth) {
+    return "the arguments exceed " + std::to_string(kMaxArgDepth) + " levels";
+  }
+  if (j.is_object()) {
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      if (FindInvalidUtf8(it.key()) != std::string_view::npos) {
+        return "the arguments hold a key that is not valid UTF-8";
+      }
+    }
+  }
+  for (const auto& child : j) {
+    std::string problem = ArgsProblem(child, enclosing + 1, nodes);
+    if (!problem.empty()) return problem;
+  }
+  return "";
 }
 
 std::string DefaultMessage(FallbackKind kind) {
@@ -214,10 +238,13 @@ Decision Session::Evaluate(std::string_view tool, const nlohmann::json& args,
   d.policy = plan.hash;
   d.program = program_;
   size_t nodes = 0;
-  if (!args.is_object() || !ArgsWithinLimits(args, 0, &nodes)) {
-    d.reason = !args.is_object() ? "the arguments are not a JSON object"
-                                 : "the arguments exceed " + std::to_string(kMaxArgDepth) +
-                                       " levels or " + std::to_string(kMaxArgNodes) + " values";
+  std::string problem = !args.is_object() ? "the arguments are not a JSON object"
+                        : FindInvalidUtf8(tool) != std::string_view::npos
+                            ? "the tool name is not valid UTF-8"
+                            : ArgsProblem(args, 0, &nodes);
+  if (!problem.empty()) {
+    if (FindInvalidUtf8(d.tool) != std::string_view::npos) d.tool = "(invalid UTF-8)";
+    d.reason = problem;
     d.errors.push_back(d.reason);
     deny(FallbackKind::kBlock, std::nullopt);
     finish(d);

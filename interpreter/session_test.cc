@@ -1,6 +1,7 @@
 #include "interpreter/session.h"
 
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <thread>
 
 #include "interpreter/loader.h"
@@ -203,6 +204,55 @@ TEST_CASE("limit: arguments that are not an object, too deep, or too many") {
   CHECK_FALSE(s.Decide("t", wide).allowed());
   // The next well-formed call is decided as usual.
   CHECK(s.Decide("t", json::object()).allowed());
+}
+
+TEST_CASE("arguments a JSON parser would reject are denied: NaN, invalid UTF-8") {
+  auto program = MustLoad(
+      "forbid pay when amount > 5000;\nallow pay;\n"
+      "forbid say when x matches r\".*evil.*\";\nallow say;\n");
+  Session s(program, "");
+  Decision nan = s.Decide("pay", {{"amount", std::nan("")}});
+  CHECK_FALSE(nan.allowed());
+  CHECK(nan.reason == "the arguments hold a number that is not finite");
+  CHECK_FALSE(s.Decide("pay", {{"amount", HUGE_VAL}}).allowed());
+  Decision bad = s.Decide("say", {{"x",
+                                   "\xff"
+                                   "evil"}});
+  CHECK_FALSE(bad.allowed());
+  CHECK(bad.reason == "the arguments hold a string that is not valid UTF-8");
+  CHECK_FALSE(s.Decide("say", {{"nested", {{"\xc3", 1}}}}).allowed());
+  Decision tool = s.Decide("say\xff", json::object());
+  CHECK_FALSE(tool.allowed());
+  CHECK(tool.tool == "(invalid UTF-8)");
+  CHECK(DecisionToJson(tool).dump().size() > 0);  // the strict dump does not throw
+  CHECK(s.Decide("say", {{"x", "fine"}}).allowed());
+  CHECK(s.Decide("pay", {{"amount", 10}}).allowed());
+}
+
+TEST_CASE("reasons cut quoted values on a UTF-8 boundary") {
+  Session s(MustLoad("allow t when x == \"a\";\n"), "");
+  std::string value = "b";
+  for (int i = 0; i < 49; ++i) value += "\xc3\xa9";  // é
+  Decision d = s.Check("t", {{"x", value}});
+  CHECK_FALSE(d.allowed());
+  CHECK(DecisionToJson(d).dump().find("...") != std::string::npos);  // strict dump, no throw
+}
+
+TEST_CASE("limit: copies and scans are charged to the step budget") {
+  auto program = MustLoad(
+      "allow mail when all(r in recipients, r endswith \"@corp.com\" and not (lower(body) contains "
+      "\"password\"));\n"
+      "allow q when x from query;\n");
+  Session s(program, std::string(200000, 'a'));
+  json recipients = json::array();
+  for (int i = 0; i < 5000; ++i) recipients.push_back("r@corp.com");
+  Decision d = s.Decide("mail", {{"recipients", recipients}, {"body", std::string(1 << 20, 'x')}});
+  CHECK_FALSE(d.allowed());
+  CHECK(d.errors.at(0).find("step budget") != std::string::npos);
+  Decision q = s.Decide("q", {{"x", std::string(100000, 'a')}});
+  CHECK_FALSE(q.allowed());
+  CHECK(q.errors.at(0).find("step budget") != std::string::npos);
+  CHECK(s.Decide("mail", {{"recipients", {"a@corp.com"}}, {"body", "hello"}}).allowed());
 }
 
 TEST_CASE("limit: evaluation steps per decision") {

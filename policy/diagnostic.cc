@@ -35,6 +35,13 @@ std::vector<Diagnostic> Diagnostics::Sorted() const {
   return sorted;
 }
 
+std::string Abbreviate(std::string_view text, size_t max_bytes) {
+  if (text.size() <= max_bytes) return std::string(text);
+  size_t cut = max_bytes > 3 ? max_bytes - 3 : 0;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  return std::string(text.substr(0, cut)) + "...";
+}
+
 namespace {
 
 const char* SeverityName(Severity s) { return s == Severity::kError ? "error" : "warning"; }

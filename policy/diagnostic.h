@@ -43,6 +43,10 @@ class Diagnostics {
   size_t errors_ = 0;
 };
 
+// `text` cut to at most `max_bytes` (ending in "..."), never inside a UTF-8
+// sequence, for quoting user text and values in messages.
+std::string Abbreviate(std::string_view text, size_t max_bytes);
+
 // `name:line:col: error: message`, the source line and a caret, for each diagnostic.
 std::string FormatDiagnostics(const Source& source, const Diagnostics& diagnostics);
 // [{"file","line","column","severity","message"}...]
