@@ -570,6 +570,47 @@ class Translator {
     return OkStatus();
   }
 
+  // Whether a schema explicitly accepts null: `type` lists "null", `enum` or
+  // `const` holds null, or an `anyOf`/`oneOf` branch (every `allOf` branch) does.
+  // A schema that merely does not constrain null does not count: a missing
+  // argument reads as null, and it must fail an allow entry.
+  static bool NamesNull(const Json& schema, int depth) {
+    if (!schema.is_object() || depth > 64) return false;
+    auto type = schema.find("type");
+    if (type != schema.end()) {
+      if (type->is_string()) return *type == Json("null");
+      bool listed = false;
+      if (type->is_array()) {
+        for (const Json& t : *type) listed = listed || t == Json("null");
+      }
+      return listed;
+    }
+    auto e = schema.find("enum");
+    if (e != schema.end() && e->is_array()) {
+      for (const Json& v : *e) {
+        if (v.is_null()) return true;
+      }
+    }
+    auto c = schema.find("const");
+    if (c != schema.end() && c->is_null()) return true;
+    for (const char* key : {"anyOf", "oneOf"}) {
+      auto branches = schema.find(key);
+      if (branches != schema.end() && branches->is_array()) {
+        for (const Json& b : *branches) {
+          if (NamesNull(b, depth + 1)) return true;
+        }
+      }
+    }
+    auto all = schema.find("allOf");
+    if (all != schema.end() && all->is_array() && !all->empty()) {
+      for (const Json& b : *all) {
+        if (!NamesNull(b, depth + 1)) return false;
+      }
+      return true;
+    }
+    return false;
+  }
+
   // The condition of one argument, failing closed on a missing argument.
   StatusOr<Expr> Condition(const Json& condition, const std::string& pointer,
                            const std::string& name, bool allow) {
@@ -584,15 +625,7 @@ class Translator {
       StatusOr<Expr> compiled = Schema(condition, pointer, value, 0);
       if (!compiled.ok()) return compiled.status();
       schema = std::move(*compiled);
-      if (condition.is_object()) {
-        auto type = condition.find("type");
-        if (type != condition.end()) {
-          if (type->is_string()) admits_null = *type == Json("null");
-          if (type->is_array()) {
-            for (const Json& t : *type) admits_null = admits_null || t == Json("null");
-          }
-        }
-      }
+      admits_null = NamesNull(condition, 0);
     } else {
       return Fail(pointer,
                   "a condition must be a JSON Schema object or a regex string, " + Got(condition));
