@@ -688,7 +688,9 @@ class Checker {
         return result;
       case Op::kEq:
       case Op::kNe:
-        if (!(li.mask & ri.mask)) {
+        // A comparison with null is a guard, harmless even where the schema says
+        // the value is always present (a host may still omit it).
+        if (!(li.mask & ri.mask) && li.mask != kNull && ri.mask != kNull) {
           Error(e.position, Text(l) + " is " + MaskName(li.mask) + " and " + Text(r) + " is " +
                                 MaskName(ri.mask) + ", so " + op + " is always " +
                                 (e.op == Op::kEq ? "false" : "true"));

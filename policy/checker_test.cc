@@ -54,6 +54,7 @@ TEST_CASE("checker errors and warnings, positioned") {
       {"allow send_money when amount in [\"1\"];",
        "error: `amount` is number but the items of `[\"1\"]` are string, so `in` never matches"},
       {"allow send_money when amount == \"5\";", "so `==` is always false"},
+      {"allow send_money when amount != null and recipient != null;", ""},
       {"allow send_money when recipient < 5;",
        "`<` compares numbers with numbers or strings with strings"},
       {"allow send_money when amount;",
