@@ -1,27 +1,32 @@
 # Tests that run the built `toolwarden` binary on the repository's data files.
-file(GLOB TOOLWARDEN_CONFORMANCE CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/tests/conformance/*.json)
-add_test(NAME conformance_cli COMMAND toolwarden test ${TOOLWARDEN_CONFORMANCE})
-set_tests_properties(conformance_cli PROPERTIES PASS_REGULAR_EXPRESSION " 0 failed")
 
-file(GLOB TOOLWARDEN_EXAMPLES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/policies/examples/*.policy)
-add_test(NAME examples_lint COMMAND toolwarden lint ${TOOLWARDEN_EXAMPLES})
-foreach(policy ${TOOLWARDEN_EXAMPLES})
-  get_filename_component(name ${policy} NAME_WE)
-  add_test(NAME examples_fmt_${name} COMMAND toolwarden fmt --check ${policy})
-endforeach()
-add_test(NAME examples_demo COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/policies/examples/demo.sh $<TARGET_FILE:toolwarden>)
+# `toolwarden test` over every test file matching GLOB, passing only with " 0 failed".
+function(toolwarden_data_tests name glob)
+  file(GLOB files CONFIGURE_DEPENDS ${glob})
+  add_test(NAME ${name} COMMAND toolwarden test ${files})
+  set_tests_properties(${name} PROPERTIES PASS_REGULAR_EXPRESSION " 0 failed")
+endfunction()
 
-# AgentDojo: the full offline replay of the shipped policies (a second or so), and the attack variants.
+# `lint` of all the policies matching GLOB, and `fmt --check` of each.
+function(toolwarden_policy_checks prefix glob)
+  file(GLOB policies CONFIGURE_DEPENDS ${glob})
+  add_test(NAME ${prefix}_lint COMMAND toolwarden lint ${policies})
+  foreach(policy ${policies})
+    get_filename_component(name ${policy} NAME_WE)
+    add_test(NAME ${prefix}_fmt_${name} COMMAND toolwarden fmt --check ${policy})
+  endforeach()
+endfunction()
+
+set(src ${CMAKE_CURRENT_SOURCE_DIR})
+toolwarden_data_tests(conformance_cli ${src}/tests/conformance/*.json)
+toolwarden_policy_checks(examples ${src}/policies/examples/*.policy)
+add_test(NAME examples_demo COMMAND sh ${src}/policies/examples/demo.sh $<TARGET_FILE:toolwarden>)
+
+# AgentDojo: the full offline replay of the shipped policies (under a second), the attack variants,
+# and the policies themselves.
 add_test(NAME agentdojo_replay
-         COMMAND toolwarden replay --policy-dir ${CMAKE_CURRENT_SOURCE_DIR}/policies/agentdojo
-                 --data ${CMAKE_CURRENT_SOURCE_DIR}/bench/agentdojo/data
-                 --criteria ${CMAKE_CURRENT_SOURCE_DIR}/bench/agentdojo/criteria --require-all)
-file(GLOB TOOLWARDEN_AGENTDOJO_TESTS CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/tests/agentdojo/*.json)
-add_test(NAME agentdojo_variants COMMAND toolwarden test ${TOOLWARDEN_AGENTDOJO_TESTS})
-set_tests_properties(agentdojo_variants PROPERTIES PASS_REGULAR_EXPRESSION " 0 failed")
-file(GLOB TOOLWARDEN_AGENTDOJO_POLICIES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/policies/agentdojo/*.policy)
-add_test(NAME agentdojo_lint COMMAND toolwarden lint ${TOOLWARDEN_AGENTDOJO_POLICIES})
-foreach(policy ${TOOLWARDEN_AGENTDOJO_POLICIES})
-  get_filename_component(name ${policy} NAME_WE)
-  add_test(NAME agentdojo_fmt_${name} COMMAND toolwarden fmt --check ${policy})
-endforeach()
+         COMMAND toolwarden replay --policy-dir ${src}/policies/agentdojo
+                 --data ${src}/bench/agentdojo/data --criteria ${src}/bench/agentdojo/criteria
+                 --require-all)
+toolwarden_data_tests(agentdojo_variants ${src}/tests/agentdojo/*.json)
+toolwarden_policy_checks(agentdojo ${src}/policies/agentdojo/*.policy)
