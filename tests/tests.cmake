@@ -30,3 +30,10 @@ add_test(NAME agentdojo_replay
                  --require-all)
 toolwarden_data_tests(agentdojo_variants ${src}/tests/agentdojo/*.json)
 toolwarden_policy_checks(agentdojo ${src}/policies/agentdojo/*.policy)
+
+# Differential test: an independent Python model of the decision semantics against the engine, on
+# 10,000 seeded random policy-and-call cases.
+find_package(Python3 COMPONENTS Interpreter REQUIRED)
+add_test(NAME differential
+         COMMAND ${Python3_EXECUTABLE} ${src}/tests/differential/differential.py
+                 --toolwarden $<TARGET_FILE:toolwarden> --cases 10000)
