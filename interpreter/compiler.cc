@@ -76,7 +76,7 @@ class Compiler {
     std::vector<uint32_t> top;
     for (const Item& item : policy_.ast.items) {
       if (item.kind != ItemKind::kRule) continue;
-      StatusOr<uint32_t> index = CompileRule(item.rule, /*in_update=*/false);
+      StatusOr<uint32_t> index = CompileRule(item.rule);
       if (!index.ok()) return index.status();
       top.push_back(*index);
     }
@@ -86,12 +86,11 @@ class Compiler {
   }
 
  private:
-  StatusOr<uint32_t> CompileRule(const Rule& rule, bool in_update) {
+  StatusOr<uint32_t> CompileRule(const Rule& rule) {
     internal::CompiledRule compiled;
     compiled.id = BaseName(policy_.source_name) + ":" + std::to_string(rule.position.line);
     compiled.line = rule.position.line;
     compiled.key = RuleKey{rule.priority.value_or(kDefaultPriority), rule.effect, order_++};
-    compiled.in_update = in_update;
     for (const Target& t : rule.targets) compiled.targets.push_back(PatternOf(t.text));
     if (rule.fallback) {
       compiled.fallback = rule.fallback->kind;
@@ -118,7 +117,7 @@ class Compiler {
     uint32_t index = static_cast<uint32_t>(plan_->rules.size());
     plan_->rules.push_back(std::move(compiled));
     for (const Rule& update : rule.updates) {
-      StatusOr<uint32_t> u = CompileRule(update, /*in_update=*/true);
+      StatusOr<uint32_t> u = CompileRule(update);
       if (!u.ok()) return u.status();
       plan_->rules[index].updates.push_back(*u);
     }
@@ -356,7 +355,6 @@ class Compiler {
       }
       uint32_t slot = static_cast<uint32_t>(locals_.size());
       locals_.push_back(binding.children[0]->name);
-      plan_->quantifier_slots = std::max(plan_->quantifier_slots, static_cast<int>(locals_.size()));
       StatusOr<uint32_t> condition = Child(e, 1);
       locals_.pop_back();
       if (!condition.ok()) return condition;

@@ -85,7 +85,6 @@ struct CompiledRule {
   FallbackKind fallback = FallbackKind::kBlock;
   std::optional<std::string> message;
   std::vector<uint32_t> updates;  // rules this rule's `update` block adds
-  bool in_update = false;
   bool Targets(std::string_view tool) const;
 };
 
@@ -111,7 +110,6 @@ struct Plan {
   std::vector<ToolPattern> trusted_tools;
   FallbackKind default_fallback = FallbackKind::kBlock;
   std::optional<std::string> default_message;
-  int quantifier_slots = 0;
 
   // Candidate rules of `tool`, sorted; for unknown names, wildcard_rules
   // (callers filter with CompiledRule::Targets).

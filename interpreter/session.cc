@@ -158,17 +158,6 @@ Decision Session::Check(std::string_view tool, const nlohmann::json& args) const
 }
 
 Decision Session::Decide(std::string_view tool, const nlohmann::json& args) {
-  if (program_ != nullptr && history_.size() >= limits_.max_history) {
-    Decision d;
-    d.tool = std::string(tool);
-    d.policy = program_->hash();
-    d.program = program_;
-    d.fallback = FallbackKind::kBlock;
-    d.reason = "the session's history is full (" + std::to_string(limits_.max_history) + " calls)";
-    d.errors.push_back(d.reason);
-    d.message = Expand(DefaultMessage(FallbackKind::kBlock), d, query_);
-    return d;
-  }
   std::vector<uint32_t> updates;
   Decision d = Evaluate(tool, args, &updates);
   if (d.allowed()) {
@@ -238,10 +227,14 @@ Decision Session::Evaluate(std::string_view tool, const nlohmann::json& args,
   d.policy = plan.hash;
   d.program = program_;
   size_t nodes = 0;
-  std::string problem = !args.is_object() ? "the arguments are not a JSON object"
-                        : FindInvalidUtf8(tool) != std::string_view::npos
-                            ? "the tool name is not valid UTF-8"
-                            : ArgsProblem(args, 0, &nodes);
+  // Problems with the call itself deny it before any rule runs. A full history
+  // only matters to Decide (`updates` set), which would have to record the call.
+  std::string problem =
+      updates != nullptr && history_.size() >= limits_.max_history
+          ? "the session's history is full (" + std::to_string(limits_.max_history) + " calls)"
+      : !args.is_object()                               ? "the arguments are not a JSON object"
+      : FindInvalidUtf8(tool) != std::string_view::npos ? "the tool name is not valid UTF-8"
+                                                        : ArgsProblem(args, 0, &nodes);
   if (!problem.empty()) {
     if (FindInvalidUtf8(d.tool) != std::string_view::npos) d.tool = "(invalid UTF-8)";
     d.reason = problem;
