@@ -63,6 +63,13 @@ class Compiler {
  public:
   Compiler(const CheckedPolicy& policy, Plan* plan) : policy_(policy), plan_(plan) {}
 
+  // The segment holding `line` (segments are in text order).
+  size_t SegmentOf(int line) const {
+    size_t s = 0;
+    while (s + 1 < plan_->segments.size() && plan_->segments[s + 1].first_line <= line) ++s;
+    return s;
+  }
+
   Status Run() {
     plan_->name = policy_.name;
     plan_->source_name = policy_.source_name;
@@ -73,13 +80,15 @@ class Compiler {
       plan_->default_fallback = policy_.default_fallback->kind;
       plan_->default_message = policy_.default_fallback->message;
     }
-    std::vector<uint32_t> top;
     for (const Item& item : policy_.ast.items) {
       if (item.kind != ItemKind::kRule) continue;
       StatusOr<uint32_t> index = CompileRule(item.rule);
       if (!index.ok()) return index.status();
-      top.push_back(*index);
+      plan_->segments[SegmentOf(item.rule.position.line)].rules.push_back(*index);
     }
+    // Only the file's own rules are indexed; appended segments join a session
+    // as added rules (Session::AddRules).
+    const std::vector<uint32_t>& top = plan_->segments.front().rules;
     plan_->top_level_rules = top.size();
     BuildIndex(top);
     return OkStatus();
@@ -88,7 +97,8 @@ class Compiler {
  private:
   StatusOr<uint32_t> CompileRule(const Rule& rule) {
     internal::CompiledRule compiled;
-    compiled.id = BaseName(policy_.source_name) + ":" + std::to_string(rule.position.line);
+    const internal::Segment& segment = plan_->segments[SegmentOf(rule.position.line)];
+    compiled.id = segment.name + ":" + std::to_string(rule.position.line - segment.first_line + 1);
     compiled.line = rule.position.line;
     compiled.key = RuleKey{rule.priority.value_or(kDefaultPriority), rule.effect, order_++};
     for (const Target& t : rule.targets) compiled.targets.push_back(PatternOf(t.text));
@@ -435,7 +445,19 @@ class Compiler {
 
 StatusOr<std::shared_ptr<const Program>> Compile(std::shared_ptr<const CheckedPolicy> policy) {
   if (policy == nullptr) return InvalidArgumentError("no checked policy to compile");
+  std::vector<internal::Segment> segments(1);
+  segments[0].name = BaseName(policy->source_name);
+  return internal::CompileSegments(std::move(policy), std::move(segments));
+}
+
+StatusOr<std::shared_ptr<const Program>> internal::CompileSegments(
+    std::shared_ptr<const CheckedPolicy> policy, std::vector<Segment> segments) {
+  if (policy == nullptr) return InvalidArgumentError("no checked policy to compile");
+  if (segments.empty()) return InvalidArgumentError("a policy needs at least one segment");
   auto plan = std::make_unique<internal::Plan>();
+  plan->checked = policy;
+  plan->segments = std::move(segments);
+  for (internal::Segment& segment : plan->segments) segment.rules.clear();
   Compiler compiler(*policy, plan.get());
   Status status = compiler.Run();
   if (!status.ok()) return status;

@@ -14,7 +14,14 @@
 #include "nlohmann/json.hpp"
 #include "policy/ast.h"
 #include "policy/checker.h"
+#include "policy/diagnostic.h"
+#include "policy/source.h"
+#include "policy/status.h"
 #include "re2/re2.h"
+
+namespace toolwarden {
+class Program;
+}  // namespace toolwarden
 
 namespace toolwarden::internal {
 
@@ -88,7 +95,19 @@ struct CompiledRule {
   bool Targets(std::string_view tool) const;
 };
 
+// A part of the policy text: the file itself (segments[0]) or a text that
+// Session::AddRules appended to it. Rule ids count lines from the segment's
+// first line and use its name.
+struct Segment {
+  std::string name;             // base name for rule ids
+  int first_line = 1;           // in the combined text
+  size_t first_offset = 0;      // byte offset in the combined text
+  std::vector<uint32_t> rules;  // its top-level rules, in order
+};
+
 struct Plan {
+  std::shared_ptr<const CheckedPolicy> checked;  // for extending the policy (AddRules)
+  std::vector<Segment> segments;                 // at least one
   std::string name;
   std::string hash;
   std::string source_name;
@@ -115,6 +134,21 @@ struct Plan {
   // (callers filter with CompiledRule::Targets).
   const std::vector<uint32_t>& Candidates(std::string_view tool, bool* exact) const;
 };
+
+// Appends `text` (rules and `let`s in the policy language) to `base`'s policy
+// as a new segment named `name`, and checks and compiles the whole again.
+// Diagnostics are positioned in `source` (the appended text alone).
+struct Extension {
+  std::shared_ptr<const Program> program;  // set only when ok
+  Source source{"", ""};
+  Diagnostics diagnostics;
+  Status status;
+};
+Extension ExtendProgram(const Program& base, std::string name, std::string text);
+
+// Compiles `policy` whose text is split into `segments` (names and starts).
+StatusOr<std::shared_ptr<const Program>> CompileSegments(
+    std::shared_ptr<const CheckedPolicy> policy, std::vector<Segment> segments);
 
 }  // namespace toolwarden::internal
 

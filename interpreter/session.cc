@@ -196,6 +196,56 @@ Status Session::AddTrustedValue(std::string value) {
   return OkStatus();
 }
 
+AddRulesResult Session::AddRules(std::string name, std::string text, AddMode mode) {
+  AddRulesResult out;
+  out.source = Source(name, text);
+  if (program_ == nullptr) {
+    out.status = FailedPreconditionError("the session has no policy to add rules to");
+    return out;
+  }
+  if (name.empty() || name.find_first_of(":\n") != std::string::npos) {
+    out.status = InvalidArgumentError("a name for added rules must be non-empty, without `:`");
+    return out;
+  }
+  internal::Extension ext = internal::ExtendProgram(*program_, std::move(name), std::move(text));
+  out.source = std::move(ext.source);
+  out.diagnostics = std::move(ext.diagnostics);
+  if (!ext.status.ok()) {
+    out.status = ext.status;
+    return out;
+  }
+  const Plan& plan = ext.program->plan();
+  const internal::Segment& segment = plan.segments.back();
+  if (mode == AddMode::kNarrowOnly) {
+    // A `forbid` that blocks or terminates can only turn calls into denials; an
+    // `allow` may allow more, and an `ask` can turn a denial into a question.
+    for (uint32_t r : segment.rules) {
+      const CompiledRule& rule = plan.rules[r];
+      const int line = rule.line - segment.first_line + 1;
+      size_t offset = 0;
+      for (int l = 1; l < line && offset < out.source.text().size(); ++offset) {
+        if (out.source.text()[offset] == '\n') ++l;
+      }
+      Position at{line, 1, offset};
+      if (rule.key.effect == Effect::kAllow) {
+        out.diagnostics.Error(at, "narrow-only: an `allow` rule can widen what the session allows");
+      } else if (rule.fallback == FallbackKind::kAsk) {
+        out.diagnostics.Error(at, "narrow-only: fallback `ask` can turn a denial into a question");
+      }
+    }
+    if (out.diagnostics.HasErrors()) {
+      out.status = InvalidArgumentError("the rules could widen the session in narrow-only mode");
+      return out;
+    }
+  }
+  program_ = std::move(ext.program);
+  for (uint32_t r : segment.rules) {
+    added_.push_back(Added{r, plan.rules.size() + added_.size()});
+    out.rule_ids.push_back(plan.rules[r].id);
+  }
+  return out;
+}
+
 std::vector<std::string> Session::added_rules() const {
   std::vector<std::string> ids;
   for (const Added& a : added_) ids.push_back(program_->plan().rules[a.rule].id);

@@ -22,6 +22,8 @@
 #include "interpreter/decision.h"
 #include "interpreter/program.h"
 #include "nlohmann/json.hpp"
+#include "policy/diagnostic.h"
+#include "policy/source.h"
 #include "policy/status.h"
 
 namespace toolwarden {
@@ -49,6 +51,21 @@ struct SessionLimits {
   size_t max_eval_steps = kMaxEvalSteps;
 };
 
+// How AddRules treats rules that could allow more than the session does now.
+enum class AddMode {
+  kNarrowOnly,  // only `forbid` rules that block or terminate: nothing denied becomes allowed or
+                // ask
+  kAny,         // any rules
+};
+
+struct AddRulesResult {
+  Source source{"", ""};              // the added text, for FormatDiagnostics
+  Diagnostics diagnostics;            // problems in it, positioned in `source`
+  Status status;                      // not ok when nothing was added
+  std::vector<std::string> rule_ids;  // the added top-level rules, "NAME:LINE"
+  bool ok() const { return status.ok(); }
+};
+
 class Session {
  public:
   // A null program denies every call.
@@ -63,6 +80,12 @@ class Session {
   Status AttachResult(size_t call, nlohmann::json result);
   // Registers a value as trusted (`X from trusted`).
   Status AddTrustedValue(std::string value);
+  // Adds rules (and `let`s, which may use the policy's constants) written in
+  // the policy language to this session only. They join the rules added so far,
+  // after every file rule in the decision order, and are checked against the
+  // policy's tool schemas. All or nothing: on any error the session is
+  // unchanged. Rule ids are "NAME:LINE" with lines counted in `text`.
+  AddRulesResult AddRules(std::string name, std::string text, AddMode mode);
 
   const std::string& query() const { return query_; }
   const std::vector<CallRecord>& history() const { return history_; }

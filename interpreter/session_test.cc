@@ -335,5 +335,100 @@ TEST_CASE("the decision record") {
   CHECK(program->rule_count() == 1);
 }
 
+TEST_CASE("AddRules: added rules decide after the file's rules, with their own ids") {
+  auto program = MustLoad(
+      "let limit = 100;\n"
+      "allow read;\n"
+      "forbid pay when amount > limit priority 1;\n");
+  Session s(program, "q");
+  CHECK(s.Check("pay", {{"amount", 5}}).outcome == Outcome::kDeny);
+  AddRulesResult added =
+      s.AddRules("llm", "# drafted\nallow pay when amount <= limit / 2;\n", AddMode::kAny);
+  INFO(FormatDiagnostics(added.source, added.diagnostics));
+  REQUIRE(added.ok());
+  CHECK(added.rule_ids == std::vector<std::string>{"llm:2"});
+  CHECK(s.added_rules() == std::vector<std::string>{"llm:2"});
+  Decision d = s.Decide("pay", {{"amount", 50}});
+  CHECK(d.outcome == Outcome::kAllow);
+  CHECK(RuleOf(d) == "llm:2");
+  CHECK(d.policy != program->hash());  // the policy text grew
+  CHECK(RuleOf(s.Check("pay", {{"amount", 51}})) == "none");
+  CHECK(RuleOf(s.Check("pay", {{"amount", 500}})) == "t.policy:3");  // the file's forbid still wins
+  CHECK(RuleOf(s.Check("read", json::object())) == "t.policy:2");
+  // A second text builds on the first; lines count within each text.
+  AddRulesResult more =
+      s.AddRules("llm2", "let small = 10;\nforbid pay when amount > small;", AddMode::kNarrowOnly);
+  REQUIRE(more.ok());
+  CHECK(more.rule_ids == std::vector<std::string>{"llm2:2"});
+  CHECK(RuleOf(s.Check("pay", {{"amount", 20}})) == "llm2:2");
+  CHECK(s.added_rules() == std::vector<std::string>{"llm:2", "llm2:2"});
+}
+
+TEST_CASE("AddRules: rules added by update blocks keep their place") {
+  auto program = MustLoad(
+      "allow open update { allow pay when amount < 10; };\n"
+      "forbid pay when amount == 7 priority 1;\n");
+  Session s(program, "q");
+  REQUIRE(s.Decide("open", json::object()).allowed());
+  REQUIRE(s.AddRules("llm", "forbid pay when amount == 5;", AddMode::kNarrowOnly).ok());
+  CHECK(s.added_rules() == std::vector<std::string>{"t.policy:1", "llm:1"});
+  // Equal priority: forbid before allow, so the added forbid decides on 5.
+  CHECK(RuleOf(s.Check("pay", {{"amount", 5}})) == "llm:1");
+  CHECK(RuleOf(s.Check("pay", {{"amount", 3}})) == "t.policy:1");
+  CHECK(RuleOf(s.Check("pay", {{"amount", 7}})) == "t.policy:2");
+}
+
+TEST_CASE("AddRules: all or nothing, with diagnostics positioned in the added text") {
+  auto program = MustLoad("let x = 1;\nallow a;\n");
+  Session s(program, "q");
+  const std::string hash = program->hash();
+  struct Bad {
+    std::string text;
+    AddMode mode;
+    std::string expect;
+  };
+  std::vector<Bad> bad = {
+      {"forbid a;\nallow b when", AddMode::kAny, "t:2:"},
+      {"allow b;\npolicy other;", AddMode::kAny,
+       "t:2:1: error: only rules and `let`s can be added"},
+      {"default ask;", AddMode::kAny, "only rules and `let`s"},
+      {"let x = 2;", AddMode::kAny, "t:1:"},
+      {"forbid a when y > z(1);", AddMode::kAny, "t:1:"},
+      {"forbid a;\nallow b;", AddMode::kNarrowOnly, "t:2:1: error: narrow-only: an `allow` rule"},
+      {"forbid b fallback ask;", AddMode::kNarrowOnly, "t:1:1: error: narrow-only: fallback `ask`"},
+  };
+  for (const Bad& b : bad) {
+    INFO(b.text);
+    AddRulesResult r = s.AddRules("t", b.text, b.mode);
+    CHECK_FALSE(r.ok());
+    std::string text = FormatDiagnostics(r.source, r.diagnostics);
+    INFO(text);
+    CHECK(text.find(b.expect) != std::string::npos);
+  }
+  CHECK(s.added_rules().empty());
+  CHECK(s.program()->hash() == hash);
+  CHECK(s.Check("a", json::object()).allowed());
+  CHECK_FALSE(s.AddRules("", "forbid a;", AddMode::kAny).ok());
+  CHECK_FALSE(s.AddRules("a:b", "forbid a;", AddMode::kAny).ok());
+  CHECK_FALSE(Session(nullptr, "q").AddRules("t", "forbid a;", AddMode::kAny).ok());
+  // Narrow-only takes a forbid that terminates.
+  REQUIRE(s.AddRules("t", "forbid a when x == 1 fallback terminate;", AddMode::kNarrowOnly).ok());
+  CHECK(s.Check("a", json::object()).outcome == Outcome::kTerminate);
+}
+
+TEST_CASE("AddRules: added rules are checked against the policy's tool schemas") {
+  LoadedPolicy loaded =
+      LoadPolicyFile(std::string(TOOLWARDEN_SOURCE_DIR) + "/policies/examples/banking.policy");
+  REQUIRE(loaded.ok());
+  Session s(loaded.program, "q");
+  AddRulesResult r = s.AddRules("llm", "forbid send_money when recipent == \"x\";", AddMode::kAny);
+  CHECK_FALSE(r.ok());
+  CHECK(FormatDiagnostics(r.source, r.diagnostics).find("llm:1:") != std::string::npos);
+  AddRulesResult ok = s.AddRules("llm", "forbid send_money when not (recipient in trusted_ibans);",
+                                 AddMode::kNarrowOnly);
+  INFO(FormatDiagnostics(ok.source, ok.diagnostics));
+  CHECK(ok.ok());
+}
+
 }  // namespace
 }  // namespace toolwarden
