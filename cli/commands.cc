@@ -4,8 +4,11 @@
 #include <map>
 #include <optional>
 
+#include "adapters/log/decision_log.h"
 #include "cli/policy_tests.h"
 #include "cli/replay.h"
+#include "cli/serve.h"
+#include "cli/verify_log.h"
 #include "interpreter/loader.h"
 #include "interpreter/session.h"
 #include "policy/formatter.h"
@@ -25,6 +28,9 @@ constexpr char kUsage[] =
     "  import --from progent FILE.json\n"
     "  replay (--suite SUITE --policy FILE | --policy-dir DIR) [--data DIR] [--criteria DIR]\n"
     "         [--json FILE] [--require-all]\n"
+    "  verify-log FILE [--expect-head HASH] [--json]\n"
+    "  serve --policies DIR [--listen HOST:PORT] [--decision-log FILE] [--fsync] [--threads N]\n"
+    "        [--max-sessions N] [--session-idle SECONDS] [--reload-interval MS]\n"
     "See docs/cli.md.\n";
 
 // Flags of the form --name VALUE (repeatable ones collect every value), plus
@@ -321,6 +327,64 @@ int Replay(const std::vector<std::string>& args, std::ostream& out, std::ostream
   return flags.Has("require-all") && !all_good ? kExitFailed : kExitOk;
 }
 
+int VerifyLogCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  Flags flags = ParseFlags(args, 1, {"expect-head"}, {"json"});
+  if (!flags.error.empty()) return Usage(err, flags.error);
+  if (flags.positional.size() != 1) return Usage(err, "verify-log takes one log file");
+  VerifyLogOptions options;
+  options.expect_head = flags.Get("expect-head");
+  if (options.expect_head && !IsLogHash(*options.expect_head)) {
+    return Usage(err, "--expect-head is `sha256:` and 64 lower-case hex digits");
+  }
+  options.json = flags.Has("json");
+  return RunVerifyLog(flags.positional[0], options, out, err);
+}
+
+int Serve(const std::vector<std::string>& args, std::ostream& err) {
+  Flags flags = ParseFlags(args, 1,
+                           {"policies", "listen", "decision-log", "threads", "max-sessions",
+                            "session-idle", "reload-interval"},
+                           {"fsync"});
+  if (!flags.error.empty()) return Usage(err, flags.error);
+  if (!flags.positional.empty()) return Usage(err, "serve takes no positional arguments");
+  std::optional<std::string> dir = flags.Get("policies");
+  if (!dir) return Usage(err, "serve needs --policies DIR");
+  ServeOptions options;
+  options.policies_dir = *dir;
+  if (!ParseListen(flags.Get("listen").value_or("127.0.0.1:8181"), &options.server)) {
+    return Usage(err, "--listen is HOST:PORT");
+  }
+  options.decision_log = flags.Get("decision-log");
+  options.fsync_each = flags.Has("fsync");
+  // Positive integers up to `max`, or a usage error.
+  auto number = [&](const char* name, int64_t max, int64_t* out) {
+    std::optional<std::string> text = flags.Get(name);
+    if (!text) return true;
+    if (text->empty() || text->size() > 12 ||
+        text->find_first_not_of("0123456789") != std::string::npos) {
+      return false;
+    }
+    *out = std::stoll(*text);
+    return *out > 0 && *out <= max;
+  };
+  int64_t threads = 0, max_sessions = static_cast<int64_t>(options.service.max_sessions);
+  int64_t idle = 1800, reload = 1000;
+  if (!number("threads", 1024, &threads)) return Usage(err, "--threads is 1 to 1024");
+  if (!number("max-sessions", 100000000, &max_sessions)) {
+    return Usage(err, "--max-sessions is a positive number");
+  }
+  if (!number("session-idle", 86400 * 365, &idle)) return Usage(err, "--session-idle is seconds");
+  if (!number("reload-interval", 3600000, &reload)) {
+    return Usage(err, "--reload-interval is milliseconds");
+  }
+  options.server.threads = static_cast<int>(threads);
+  options.server.max_body_bytes = options.service.max_body_bytes;
+  options.service.max_sessions = static_cast<size_t>(max_sessions);
+  options.service.session_idle_timeout = std::chrono::seconds(idle);
+  options.reload_interval = std::chrono::milliseconds(reload);
+  return RunServe(options, err);
+}
+
 }  // namespace
 
 int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -333,6 +397,8 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     if (command == "fmt") return Fmt(args, out, err);
     if (command == "import") return Import(args, out, err);
     if (command == "replay") return Replay(args, out, err);
+    if (command == "verify-log") return VerifyLogCommand(args, out, err);
+    if (command == "serve") return Serve(args, err);
     if (command == "help" || command == "--help" || command == "-h") {
       out << kUsage;
       return kExitOk;

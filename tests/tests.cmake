@@ -37,3 +37,14 @@ find_package(Python3 COMPONENTS Interpreter REQUIRED)
 add_test(NAME differential
          COMMAND ${Python3_EXECUTABLE} ${src}/tests/differential/differential.py
                  --toolwarden $<TARGET_FILE:toolwarden> --cases 10000)
+
+# The sidecar as a process: real sockets, hot reload of real files, signals, and the decision log.
+add_test(NAME sidecar_e2e
+         COMMAND ${Python3_EXECUTABLE} ${src}/tests/sidecar/sidecar_e2e.py
+                 --toolwarden $<TARGET_FILE:toolwarden>)
+
+# The sidecar load benchmark, briefly, as a smoke test: it must run with no failed request. The
+# measured numbers come from a full run (docs/performance.md), not from here.
+add_test(NAME sidecar_load_smoke
+         COMMAND ${Python3_EXECUTABLE} ${src}/bench/sidecar_load.py
+                 --toolwarden $<TARGET_FILE:toolwarden> --duration 1 --long 0 --sessions 200)
