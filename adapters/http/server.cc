@@ -78,13 +78,13 @@ class HttpServer::Impl {
 
 namespace {
 
-http::response<http::string_body> MakeResponse(const HttpResponse& r, unsigned version,
+http::response<http::string_body> MakeResponse(HttpResponse r, unsigned version,
                                                bool keep_alive) {
   http::response<http::string_body> res{static_cast<http::status>(r.status), version};
   res.set(http::field::server, "toolwarden");
   res.set(http::field::content_type, r.content_type);
   res.keep_alive(keep_alive);
-  res.body() = r.body;
+  res.body() = std::move(r.body);
   res.prepare_payload();
   return res;
 }
@@ -176,7 +176,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     busy_ = true;
     HttpResponse response = server_->handler_(request);
     const bool keep_alive = req.keep_alive() && !server_->stopping_;
-    Write(MakeResponse(response, req.version(), keep_alive));
+    Write(MakeResponse(std::move(response), req.version(), keep_alive));
   }
 
   // Answers with a JSON error and closes the connection.

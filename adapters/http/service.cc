@@ -365,12 +365,14 @@ HttpResponse Service::Decide(const std::string& id, const json& body, bool recor
   std::lock_guard<std::mutex> lock(entry->mutex);
   Decision d = record ? entry->session.Decide(tool, *args) : entry->session.Check(tool, *args);
   ordered_json record_json = DecisionToJson(d);
-  if (!Log(DecisionLogEntry(record ? "decide" : "check", id, *args, record_json))) {
+  HttpResponse response;
+  response.body = Dump(record_json);
+  if (!Log(DecisionLogEntry(record ? "decide" : "check", id, *args, std::move(record_json)))) {
     return ErrorResponse(503, "unavailable",
                          "the decision log cannot be written; treat the call as denied");
   }
   CountDecision(OutcomeName(d.outcome), NowNs() - start);
-  return JsonResponse(200, record_json);
+  return response;
 }
 
 HttpResponse Service::StatelessDecide(const json& body) {
@@ -389,12 +391,14 @@ HttpResponse Service::StatelessDecide(const json& body) {
   Decision d = session.Decide(tool, *args);
   d.call.reset();  // nothing to attach a result to
   ordered_json record_json = DecisionToJson(d);
-  if (!Log(DecisionLogEntry("decide", "", *args, record_json))) {
+  HttpResponse response;
+  response.body = Dump(record_json);
+  if (!Log(DecisionLogEntry("decide", "", *args, std::move(record_json)))) {
     return ErrorResponse(503, "unavailable",
                          "the decision log cannot be written; treat the call as denied");
   }
   CountDecision(OutcomeName(d.outcome), NowNs() - start);
-  return JsonResponse(200, record_json);
+  return response;
 }
 
 HttpResponse Service::Results(const std::string& id, const json& body) {

@@ -379,14 +379,13 @@ LogHead DecisionLog::Anchor() const {
 }
 
 nlohmann::ordered_json DecisionLogEntry(std::string_view kind, std::string_view session,
-                                        const nlohmann::json& args,
-                                        const nlohmann::ordered_json& record) {
+                                        const nlohmann::json& args, nlohmann::ordered_json record) {
   nlohmann::ordered_json entry = nlohmann::ordered_json::object();
   entry["kind"] = std::string(kind);
   entry["session"] = session.empty() ? nlohmann::ordered_json(nullptr)
                                      : nlohmann::ordered_json(std::string(session));
   entry["args"] = args;
-  for (const auto& field : record.items()) entry[field.key()] = field.value();
+  for (auto& field : record.items()) entry[field.key()] = std::move(field.value());
   return entry;
 }
 

@@ -144,8 +144,7 @@ class DecisionLog {
 // {"kind": KIND ("decide" or "check"), "session": SESSION (null when empty),
 //  "args": ARGS, then the fields of the decision record (DecisionToJson)}.
 nlohmann::ordered_json DecisionLogEntry(std::string_view kind, std::string_view session,
-                                        const nlohmann::json& args,
-                                        const nlohmann::ordered_json& record);
+                                        const nlohmann::json& args, nlohmann::ordered_json record);
 
 // The first problem VerifyLog found.
 struct LogProblem {
