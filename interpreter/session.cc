@@ -173,6 +173,19 @@ Decision Session::Decide(std::string_view tool, const nlohmann::json& args) {
   return d;
 }
 
+Decision Session::Approve(std::string_view tool, const nlohmann::json& args) {
+  std::vector<uint32_t> updates;                // a `forbid` asks; it has none to apply
+  Decision d = Evaluate(tool, args, &updates);  // with Decide's checks (a full history)
+  if (d.outcome != Outcome::kAsk) return d.allowed() ? Decide(tool, args) : d;
+  history_.push_back(CallRecord{std::string(tool), args, std::nullopt});
+  d.call = history_.size() - 1;
+  d.outcome = Outcome::kAllow;
+  d.fallback.reset();
+  d.message.clear();
+  d.reason = "approved: " + d.reason;
+  return d;
+}
+
 Status Session::AttachResult(size_t call, nlohmann::json result) {
   if (call >= history_.size()) {
     return NotFoundError("no recorded call #" + std::to_string(call));

@@ -74,6 +74,12 @@ class Session {
 
   Decision Check(std::string_view tool, const nlohmann::json& args) const;
   Decision Decide(std::string_view tool, const nlohmann::json& args);
+  // Decide() for a call a person approved after it came out `ask`: the call is
+  // decided again and, if it is still `ask`, recorded like an allowed call
+  // (so budgets and `called` count it) and returned as allowed, with the
+  // asking rule and the reason "approved: ...". Approval never changes a
+  // deny or terminate; an allowed call is simply decided.
+  Decision Approve(std::string_view tool, const nlohmann::json& args);
 
   // Attaches the result of the allowed call `call` (Decision::call). Results of
   // tools the policy `trust`s become trusted provenance for `from trusted`.

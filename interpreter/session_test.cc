@@ -430,5 +430,34 @@ TEST_CASE("AddRules: added rules are checked against the policy's tool schemas")
   CHECK(ok.ok());
 }
 
+TEST_CASE("Approve records an approved `ask` so budgets count it; it never overrides a deny") {
+  auto program = MustLoad(
+      "allow pay when amount <= 100;\n"
+      "forbid pay when sum(pay.amount) + amount > 150 priority 1 fallback ask;\n"
+      "forbid pay when amount > 1000 priority 0;\n");
+  Session s(program, "q");
+  REQUIRE(s.Decide("pay", {{"amount", 100}}).allowed());
+  Decision asked = s.Decide("pay", {{"amount", 60}});
+  CHECK(asked.outcome == Outcome::kAsk);
+  CHECK(s.history().size() == 1);
+  Decision approved = s.Approve("pay", {{"amount", 60}});
+  CHECK(approved.allowed());
+  CHECK(approved.call == 1u);
+  CHECK(RuleOf(approved) == "t.policy:2");
+  CHECK(approved.reason.rfind("approved: ", 0) == 0);
+  CHECK(s.history().size() == 2);
+  // The approved 60 counts: 100 + 60 + 1 > 150 asks again.
+  CHECK(s.Check("pay", {{"amount", 1}}).outcome == Outcome::kAsk);
+  // A deny stays a deny; an allow is decided as usual.
+  CHECK(s.Approve("pay", {{"amount", 5000}}).outcome == Outcome::kDeny);
+  CHECK(s.Approve("other", json::object()).outcome == Outcome::kDeny);
+  CHECK(s.history().size() == 2);
+  Session fresh(program, "q");
+  Decision plain = fresh.Approve("pay", {{"amount", 10}});
+  CHECK(plain.allowed());
+  CHECK(RuleOf(plain) == "t.policy:1");
+  CHECK(fresh.history().size() == 1);
+}
+
 }  // namespace
 }  // namespace toolwarden

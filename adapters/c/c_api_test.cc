@@ -99,6 +99,10 @@ Reply Check(tw_session* session, const char* tool, const std::string& args) {
   return Capture([&](char** out) { return tw_session_check(session, tool, args.c_str(), out); });
 }
 
+Reply Approve(tw_session* session, const char* tool, const std::string& args) {
+  return Capture([&](char** out) { return tw_session_approve(session, tool, args.c_str(), out); });
+}
+
 Reply State(tw_session* session) {
   return Capture([&](char** out) { return tw_session_state(session, out); });
 }
@@ -257,6 +261,22 @@ TEST_CASE("decide records allowed calls, check changes nothing") {
   CHECK(state.body["history"][0]["tool"] == "send");
   CHECK(state.body["history"][0]["args"] == json{{"to", "bob"}});
   CHECK_FALSE(state.body["history"][0].contains("result"));
+}
+
+TEST_CASE("an approved ask is recorded; approval never overrides a deny") {
+  PolicyPtr policy = MustCompile(
+      "allow pay;\nforbid pay when count(pay) >= 1 priority 1 fallback ask;\nforbid wipe;\n");
+  SessionPtr session = MustStart(policy.get());
+  REQUIRE(Decide(session.get(), "pay", "{}").body["decision"] == "allow");
+  CHECK(Decide(session.get(), "pay", "{}").body["decision"] == "ask");
+  Reply approved = Approve(session.get(), "pay", "{}");
+  REQUIRE(approved.ok());
+  CHECK(approved.body["decision"] == "allow");
+  CHECK(approved.body["call"] == 1);
+  CHECK(approved.body["rule"]["id"] == "t.policy:2");
+  CHECK(Approve(session.get(), "wipe", "{}").body["decision"] == "deny");
+  CHECK(State(session.get()).body["history"].size() == 2);
+  CHECK(Approve(nullptr, "pay", "{}").status == TW_INVALID_ARGUMENT);
 }
 
 TEST_CASE("results attach once to a recorded call") {

@@ -215,7 +215,9 @@ Result ParseInput(const char* parameter, const char* text, Json* value) {
   return Result{TW_OK, ""};
 }
 
-Result Decide(tw_session* session, const char* tool, const char* args_json, bool record) {
+enum class Mode { kCheck, kDecide, kApprove };
+
+Result Decide(tw_session* session, const char* tool, const char* args_json, Mode mode) {
   if (session == nullptr) return Null("session");
   if (tool == nullptr) return Null("tool");
   if (args_json == nullptr) return Null("args_json");
@@ -225,7 +227,10 @@ Result Decide(tw_session* session, const char* tool, const char* args_json, bool
   Decision decision;
   {
     std::lock_guard<std::mutex> lock(session->mutex);
-    decision = record ? session->session.Decide(tool, args) : session->session.Check(tool, args);
+    Session& s = session->session;
+    decision = mode == Mode::kDecide    ? s.Decide(tool, args)
+               : mode == Mode::kApprove ? s.Approve(tool, args)
+                                        : s.Check(tool, args);
   }
   return Ok(DecisionToJson(decision));
 }
@@ -240,6 +245,7 @@ OrderedJson PolicyHash(const Session& session) {
 
 using toolwarden::Error;
 using toolwarden::Json;
+using toolwarden::Mode;
 using toolwarden::Null;
 using toolwarden::Ok;
 using toolwarden::OrderedJson;
@@ -332,12 +338,17 @@ void tw_session_free(tw_session* session) { delete session; }
 
 tw_status tw_session_decide(tw_session* session, const char* tool, const char* args_json,
                             char** out) {
-  return Run(out, [&] { return toolwarden::Decide(session, tool, args_json, /*record=*/true); });
+  return Run(out, [&] { return toolwarden::Decide(session, tool, args_json, Mode::kDecide); });
+}
+
+tw_status tw_session_approve(tw_session* session, const char* tool, const char* args_json,
+                             char** out) {
+  return Run(out, [&] { return toolwarden::Decide(session, tool, args_json, Mode::kApprove); });
 }
 
 tw_status tw_session_check(tw_session* session, const char* tool, const char* args_json,
                            char** out) {
-  return Run(out, [&] { return toolwarden::Decide(session, tool, args_json, /*record=*/false); });
+  return Run(out, [&] { return toolwarden::Decide(session, tool, args_json, Mode::kCheck); });
 }
 
 tw_status tw_session_attach_result(tw_session* session, size_t call, const char* result_json,

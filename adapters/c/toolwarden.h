@@ -102,6 +102,11 @@ TW_API void tw_session_free(tw_session* session);
  * levels) TW_RESOURCE_EXHAUSTED. */
 TW_API tw_status tw_session_decide(tw_session* session, const char* tool, const char* args_json,
                                    char** out);
+/* As tw_session_decide, for a call a person approved after it came out "ask":
+ * if it still asks, it is recorded (budgets count it) and returned as
+ * "allow" with the reason "approved: ..."; a deny stays a deny. */
+TW_API tw_status tw_session_approve(tw_session* session, const char* tool, const char* args_json,
+                                    char** out);
 /* As tw_session_decide, but changes nothing ("would this be allowed?"). */
 TW_API tw_status tw_session_check(tw_session* session, const char* tool, const char* args_json,
                                   char** out);

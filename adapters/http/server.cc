@@ -78,8 +78,7 @@ class HttpServer::Impl {
 
 namespace {
 
-http::response<http::string_body> MakeResponse(HttpResponse r, unsigned version,
-                                               bool keep_alive) {
+http::response<http::string_body> MakeResponse(HttpResponse r, unsigned version, bool keep_alive) {
   http::response<http::string_body> res{static_cast<http::status>(r.status), version};
   res.set(http::field::server, "toolwarden");
   res.set(http::field::content_type, r.content_type);

@@ -229,8 +229,9 @@ HttpResponse Service::Route(const HttpRequest& request) {
     return parts[1] == "decide" ? StatelessDecide(*body) : CreateSession(*body);
   const std::string& id = parts[2];
   const std::string& action = parts[3];
-  if (action == "decide") return Decide(id, *body, true);
-  if (action == "check") return Decide(id, *body, false);
+  if (action == "decide") return Decide(id, *body, Mode::kDecide);
+  if (action == "check") return Decide(id, *body, Mode::kCheck);
+  if (action == "approve") return Decide(id, *body, Mode::kApprove);
   if (action == "results") return Results(id, *body);
   if (action == "rules") return Rules(id, *body);
   if (action == "trusted") return Trusted(id, *body);
@@ -355,7 +356,7 @@ bool CallOf(const json& body, std::string* tool, const json** args, std::string*
 
 }  // namespace
 
-HttpResponse Service::Decide(const std::string& id, const json& body, bool record) {
+HttpResponse Service::Decide(const std::string& id, const json& body, Mode mode) {
   const int64_t start = NowNs();
   std::string tool, message;
   const json* args = nullptr;
@@ -363,11 +364,17 @@ HttpResponse Service::Decide(const std::string& id, const json& body, bool recor
   std::shared_ptr<Entry> entry = Find(id);
   if (entry == nullptr) return ErrorResponse(404, "not_found", "no session `" + id + "`");
   std::lock_guard<std::mutex> lock(entry->mutex);
-  Decision d = record ? entry->session.Decide(tool, *args) : entry->session.Check(tool, *args);
+  Session& session = entry->session;
+  Decision d = mode == Mode::kDecide    ? session.Decide(tool, *args)
+               : mode == Mode::kApprove ? session.Approve(tool, *args)
+                                        : session.Check(tool, *args);
+  const char* kind = mode == Mode::kDecide    ? "decide"
+                     : mode == Mode::kApprove ? "approve"
+                                              : "check";
   ordered_json record_json = DecisionToJson(d);
   HttpResponse response;
   response.body = Dump(record_json);
-  if (!Log(DecisionLogEntry(record ? "decide" : "check", id, *args, std::move(record_json)))) {
+  if (!Log(DecisionLogEntry(kind, id, *args, std::move(record_json)))) {
     return ErrorResponse(503, "unavailable",
                          "the decision log cannot be written; treat the call as denied");
   }

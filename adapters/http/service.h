@@ -83,7 +83,8 @@ class Service {
 
   HttpResponse Route(const HttpRequest& request);
   HttpResponse CreateSession(const nlohmann::json& body);
-  HttpResponse Decide(const std::string& id, const nlohmann::json& body, bool record);
+  enum class Mode { kCheck, kDecide, kApprove };
+  HttpResponse Decide(const std::string& id, const nlohmann::json& body, Mode mode);
   HttpResponse Results(const std::string& id, const nlohmann::json& body);
   HttpResponse Rules(const std::string& id, const nlohmann::json& body);
   HttpResponse Trusted(const std::string& id, const nlohmann::json& body);

@@ -135,6 +135,21 @@ TEST_CASE("a session decides, records, takes results and added rules") {
   CHECK(v->lines == 13);
 }
 
+TEST_CASE("approve records an approved ask") {
+  Fixture f;
+  json created = f.Ok(
+      "POST", "/v1/sessions",
+      {{"source", "allow pay;\nforbid pay when count(pay) >= 1 priority 1 fallback ask;"}}, 201);
+  const std::string s = "/v1/sessions/" + created["session"].get<std::string>();
+  CHECK(f.Ok("POST", s + "/decide", {{"tool", "pay"}})["decision"] == "allow");
+  CHECK(f.Ok("POST", s + "/decide", {{"tool", "pay"}})["decision"] == "ask");
+  json approved = f.Ok("POST", s + "/approve", {{"tool", "pay"}});
+  CHECK(approved["decision"] == "allow");
+  CHECK(approved["call"] == 1);
+  CHECK(f.Ok("POST", s + "/approve", {{"tool", "other"}})["decision"] == "deny");
+  CHECK(f.Ok("GET", s, json())["history"].size() == 2);
+}
+
 TEST_CASE("stateless decide and inline source") {
   Fixture f;
   json d =

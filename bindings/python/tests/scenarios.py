@@ -267,6 +267,9 @@ class Scenarios:
         self.assertEqual(len(asked), 1)
         self.assertEqual(asked[0].decision, "ask")
         self.assertEqual(asked[0].message, "Large wire: needs approval")
+        # The approved call is in the history, so budgets and `called` see it.
+        history = session.state()["history"]
+        self.assertEqual([(c["tool"], c["args"]) for c in history], [("wire", {"amount": 5000})])
 
         def reject(decision: Decision) -> bool:
             return False

@@ -68,6 +68,8 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.tw_session_decide.restype = c_int
     lib.tw_session_check.argtypes = [SessionPtr, c_char_p, c_char_p, _OutPtr]
     lib.tw_session_check.restype = c_int
+    lib.tw_session_approve.argtypes = [SessionPtr, c_char_p, c_char_p, _OutPtr]
+    lib.tw_session_approve.restype = c_int
     lib.tw_session_attach_result.argtypes = [SessionPtr, c_size_t, c_char_p, _OutPtr]
     lib.tw_session_attach_result.restype = c_int
     lib.tw_session_add_trusted.argtypes = [SessionPtr, c_char_p, _OutPtr]

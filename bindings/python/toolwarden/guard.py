@@ -54,23 +54,30 @@ class _Gate:
         to return in its place); raises for `terminate` and for a deny in raise mode."""
         # A call that does not fit the signature is the caller's bug: raise TypeError as Python would.
         signature.bind(*args, **kwargs)
+        arguments = call_arguments(signature, args, kwargs)
         try:
-            decision = self.session.decide(self.tool, call_arguments(signature, args, kwargs))
+            decision = self.session.decide(self.tool, arguments)
         except Exception as e:  # fail closed: no decision is a deny
             logger.warning("toolwarden: cannot decide `%s`, denying it: %s", self.tool, e)
             decision = Decision.engine_failure(self.tool, e)
+        if decision.decision == "ask" and self.on_ask is not None and self.on_ask(decision):
+            # Approved: the engine records the call (so budgets count it) and allows it, unless
+            # it no longer asks.
+            try:
+                decision = self.session.approve(self.tool, arguments)
+            except Exception as e:
+                logger.warning("toolwarden: cannot record the approval of `%s`, denying it: %s",
+                               self.tool, e)
+                decision = Decision.engine_failure(self.tool, e)
         if decision.decision == "allow":
             return decision, True, None
         if decision.decision == "terminate":
             raise ToolCallTerminated(decision)
-        if decision.decision == "ask" and self.on_ask is not None and self.on_ask(decision):
-            return decision, True, None
         if self.on_deny == "raise":
             raise ToolCallDenied(decision)
         return decision, False, decision.message
 
     def record(self, decision: Decision, result: Any) -> None:
-        # An approved `ask` was not recorded by the engine, so it has no call index.
         if decision.call is None:
             return
         try:

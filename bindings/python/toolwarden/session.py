@@ -216,6 +216,13 @@ class Session:
                             dump_args(args).encode("utf-8"))
         return Decision.from_json(record)
 
+    def approve(self, tool: str, args: Any = NO_ARGS) -> Decision:
+        """For a call a person approved after it came out ``ask``: if it still asks, the engine records
+        it (budgets count it) and allows it; a deny stays a deny."""
+        record = self._call(self._lib.tw_session_approve, _native.encode(tool, "the tool name"),
+                            dump_args(args).encode("utf-8"))
+        return Decision.from_json(record)
+
     def check(self, tool: str, args: Any = NO_ARGS) -> Decision:
         """As decide, but changes nothing."""
         record = self._call(self._lib.tw_session_check, _native.encode(tool, "the tool name"),

@@ -227,6 +227,12 @@ class SidecarSession:
         return Decision.from_json(self._client.request("POST", self._live_path() + "/decide",
                                                        body_text=text))
 
+    def approve(self, tool: str, args: Any = NO_ARGS) -> Decision:
+        """For a call a person approved after it came out ``ask`` (see Session.approve)."""
+        text = self._call_body(tool, args)
+        return Decision.from_json(self._client.request("POST", self._live_path() + "/approve",
+                                                       body_text=text))
+
     def check(self, tool: str, args: Any = NO_ARGS) -> Decision:
         """As decide, but changes nothing."""
         text = self._call_body(tool, args)
