@@ -145,13 +145,16 @@ StatusOr<nlohmann::json> ParseJson(std::string_view text, const JsonLimits& limi
   }
 }
 
-bool JsonWithinDepth(const nlohmann::json& value, int max_depth) {
+namespace {
+
+template <typename Json>
+bool WithinDepth(const Json& value, int max_depth) {
   if (max_depth < 0) return false;
   if (!value.is_structured()) return true;
   // One frame per open container on the current path: at most max_depth.
   struct Frame {
-    const nlohmann::json* container;
-    nlohmann::json::const_iterator next;
+    const Json* container;
+    typename Json::const_iterator next;
   };
   std::vector<Frame> path;
   if (max_depth == 0) return false;
@@ -162,13 +165,23 @@ bool JsonWithinDepth(const nlohmann::json& value, int max_depth) {
       path.pop_back();
       continue;
     }
-    const nlohmann::json& child = *top.next;
+    const Json& child = *top.next;
     ++top.next;
     if (!child.is_structured()) continue;
     if (static_cast<int>(path.size()) >= max_depth) return false;
     path.push_back({&child, child.cbegin()});
   }
   return true;
+}
+
+}  // namespace
+
+bool JsonWithinDepth(const nlohmann::json& value, int max_depth) {
+  return WithinDepth(value, max_depth);
+}
+
+bool JsonWithinDepth(const nlohmann::ordered_json& value, int max_depth) {
+  return WithinDepth(value, max_depth);
 }
 
 StatusOr<std::string> ReadTextFile(const std::string& path, size_t max_bytes) {

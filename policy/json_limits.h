@@ -55,6 +55,7 @@ StatusOr<nlohmann::json> ParseJson(std::string_view text, const JsonLimits& limi
 // ParseJson. Iterative, with memory bounded by max_depth: a value nested a
 // million deep cannot overflow the stack. A negative max_depth gives false.
 bool JsonWithinDepth(const nlohmann::json& value, int max_depth);
+bool JsonWithinDepth(const nlohmann::ordered_json& value, int max_depth);
 
 // Reads the whole file at `path`. Errors:
 //   - cannot be opened -> kNotFound "cannot open `path`: <strerror text>"

@@ -73,32 +73,6 @@ bool IsLogTime(std::string_view text) {
   return true;
 }
 
-// JsonWithinDepth (policy/json_limits.h) for ordered_json: iterative, so a
-// value nested a million deep cannot overflow the stack before dump() would.
-bool WithinDepth(const nlohmann::ordered_json& value, int max_depth) {
-  if (!value.is_structured()) return true;
-  if (max_depth <= 0) return false;
-  struct Frame {
-    const nlohmann::ordered_json* container;
-    nlohmann::ordered_json::const_iterator next;
-  };
-  std::vector<Frame> path;
-  path.push_back({&value, value.cbegin()});
-  while (!path.empty()) {
-    Frame& top = path.back();
-    if (top.next == top.container->cend()) {
-      path.pop_back();
-      continue;
-    }
-    const nlohmann::ordered_json& child = *top.next;
-    ++top.next;
-    if (!child.is_structured()) continue;
-    if (static_cast<int>(path.size()) >= max_depth) return false;
-    path.push_back({&child, child.cbegin()});
-  }
-  return true;
-}
-
 // What is wrong with `line`, the line numbered `index` (0-based) whose
 // predecessor hashes to `prev`; nullopt when it is right.
 std::optional<std::string> CheckLine(std::string_view line, uint64_t index,
@@ -284,7 +258,7 @@ Status DecisionLog::Append(const nlohmann::ordered_json& entry) {
       return InvalidArgumentError(std::string("`") + key + "` is set by the log, not the entry");
     }
   }
-  if (!WithinDepth(entry, kMaxJsonDepth)) {
+  if (!JsonWithinDepth(entry, kMaxJsonDepth)) {
     return ResourceExhaustedError("log entry nests deeper than " + std::to_string(kMaxJsonDepth));
   }
   std::string body;
