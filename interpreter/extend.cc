@@ -43,8 +43,10 @@ Extension ExtendProgram(const Program& base, std::string name, std::string text)
   if (!found.HasErrors()) {
     for (const Item& item : parsed.ast.items) {
       if (item.position.offset < segment.first_offset) continue;
-      if (item.kind != ItemKind::kRule && item.kind != ItemKind::kLet) {
-        found.Error(item.position, "only rules and `let`s can be added to a session");
+      if (item.kind != ItemKind::kRule) {
+        // A `let` would be a constant for the file's rules too, where it could
+        // hide an argument of the same name and change what they decide.
+        found.Error(item.position, "only rules can be added to a session");
       }
     }
     if (!found.HasErrors()) {

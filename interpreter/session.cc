@@ -209,6 +209,21 @@ Status Session::AddTrustedValue(std::string value) {
   return OkStatus();
 }
 
+namespace {
+
+// Names for added text: they become rule ids, log fields and diagnostics.
+bool ValidAddedName(const std::string& name) {
+  if (name.empty() || name.size() > kMaxAddedNameBytes) return false;
+  for (char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '_' || c == '.' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 AddRulesResult Session::AddRules(std::string name, std::string text, AddMode mode) {
   AddRulesResult out;
   out.source = Source(name, text);
@@ -216,10 +231,30 @@ AddRulesResult Session::AddRules(std::string name, std::string text, AddMode mod
     out.status = FailedPreconditionError("the session has no policy to add rules to");
     return out;
   }
-  if (name.empty() || name.find_first_of(":\n") != std::string::npos) {
-    out.status = InvalidArgumentError("a name for added rules must be non-empty, without `:`");
+  const Plan& before = program_->plan();
+  if (!ValidAddedName(name)) {
+    out.status = InvalidArgumentError("a name for added rules is 1 to " +
+                                      std::to_string(kMaxAddedNameBytes) +
+                                      " letters, digits, `_`, `.` or `-`");
     return out;
   }
+  for (const internal::Segment& segment : before.segments) {
+    if (segment.name == name) {
+      out.status = InvalidArgumentError("the name `" + name + "` is taken in this session");
+      return out;
+    }
+  }
+  if (before.segments.size() > kMaxAddedTexts) {
+    out.status = ResourceExhaustedError("a session takes at most " +
+                                        std::to_string(kMaxAddedTexts) + " added texts");
+    return out;
+  }
+  if (added_bytes_ + text.size() > kMaxAddedBytes) {
+    out.status = ResourceExhaustedError("a session takes at most " +
+                                        std::to_string(kMaxAddedBytes) + " bytes of added rules");
+    return out;
+  }
+  const size_t text_bytes = text.size();
   internal::Extension ext = internal::ExtendProgram(*program_, std::move(name), std::move(text));
   out.source = std::move(ext.source);
   out.diagnostics = std::move(ext.diagnostics);
@@ -230,20 +265,39 @@ AddRulesResult Session::AddRules(std::string name, std::string text, AddMode mod
   const Plan& plan = ext.program->plan();
   const internal::Segment& segment = plan.segments.back();
   if (mode == AddMode::kNarrowOnly) {
-    // A `forbid` that blocks or terminates can only turn calls into denials; an
-    // `allow` may allow more, and an `ask` can turn a denial into a question.
+    std::vector<size_t> line_starts = {0};
+    const std::string& added = out.source.text();
+    for (size_t i = 0; i < added.size(); ++i) {
+      if (added[i] == '\n') line_starts.push_back(i + 1);
+    }
+    // The latest priority of a rule (file or added before) that terminates: an
+    // added rule tried before it could turn its `terminate` into a `deny`.
+    std::optional<int64_t> terminate_priority;
+    const uint32_t first_new =
+        segment.rules.empty() ? static_cast<uint32_t>(plan.rules.size()) : segment.rules.front();
+    for (uint32_t r = 0; r < first_new; ++r) {
+      const CompiledRule& rule = plan.rules[r];
+      if (rule.key.effect == Effect::kForbid && rule.fallback == FallbackKind::kTerminate) {
+        terminate_priority =
+            std::max(terminate_priority.value_or(rule.key.priority), rule.key.priority);
+      }
+    }
     for (uint32_t r : segment.rules) {
       const CompiledRule& rule = plan.rules[r];
-      const int line = rule.line - segment.first_line + 1;
-      size_t offset = 0;
-      for (int l = 1; l < line && offset < out.source.text().size(); ++offset) {
-        if (out.source.text()[offset] == '\n') ++l;
-      }
-      Position at{line, 1, offset};
+      const size_t line = static_cast<size_t>(rule.line - segment.first_line + 1);
+      Position at{static_cast<int>(line), 1, line_starts[std::min(line, line_starts.size()) - 1]};
       if (rule.key.effect == Effect::kAllow) {
         out.diagnostics.Error(at, "narrow-only: an `allow` rule can widen what the session allows");
       } else if (rule.fallback == FallbackKind::kAsk) {
         out.diagnostics.Error(at, "narrow-only: fallback `ask` can turn a denial into a question");
+      } else if (rule.fallback == FallbackKind::kBlock &&
+                 (plan.default_fallback == FallbackKind::kTerminate ||
+                  (terminate_priority && *terminate_priority > rule.key.priority))) {
+        out.diagnostics.Error(at,
+                              "narrow-only: this rule runs before a rule that terminates, and "
+                              "could turn `terminate` into `deny`; give it priority " +
+                                  std::to_string(terminate_priority.value_or(0)) +
+                                  " or more, or fallback `terminate`");
       }
     }
     if (out.diagnostics.HasErrors()) {
@@ -252,6 +306,7 @@ AddRulesResult Session::AddRules(std::string name, std::string text, AddMode mod
     }
   }
   program_ = std::move(ext.program);
+  added_bytes_ += text_bytes;
   for (uint32_t r : segment.rules) {
     added_.push_back(Added{r, plan.rules.size() + added_.size()});
     out.rule_ids.push_back(plan.rules[r].id);

@@ -39,6 +39,12 @@ inline constexpr int kMaxArgDepth = 64;
 inline constexpr size_t kMaxArgNodes = 100000;
 // Most trusted values a host may register.
 inline constexpr size_t kMaxTrustedValues = 10000;
+// Session::AddRules: most texts and bytes one session takes (each addition
+// checks and compiles the whole policy again, so both bound its cost), and the
+// longest name of an added text.
+inline constexpr size_t kMaxAddedTexts = 100;
+inline constexpr size_t kMaxAddedBytes = 256 << 10;
+inline constexpr size_t kMaxAddedNameBytes = 64;
 
 struct CallRecord {
   std::string tool;
@@ -86,8 +92,9 @@ class Session {
   Status AttachResult(size_t call, nlohmann::json result);
   // Registers a value as trusted (`X from trusted`).
   Status AddTrustedValue(std::string value);
-  // Adds rules (and `let`s, which may use the policy's constants) written in
-  // the policy language to this session only. They join the rules added so far,
+  // Adds rules written in the policy language (they may use the policy's
+  // constants; `let`s are refused, as they could change what a name in the
+  // file's own rules means) to this session only. They join the rules added so far,
   // after every file rule in the decision order, and are checked against the
   // policy's tool schemas. All or nothing: on any error the session is
   // unchanged. Rule ids are "NAME:LINE" with lines counted in `text`.
@@ -114,6 +121,7 @@ class Session {
     uint64_t order;
   };
   std::vector<Added> added_;
+  size_t added_bytes_ = 0;  // text taken by AddRules so far
 };
 
 }  // namespace toolwarden

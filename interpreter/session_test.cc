@@ -357,7 +357,7 @@ TEST_CASE("AddRules: added rules decide after the file's rules, with their own i
   CHECK(RuleOf(s.Check("read", json::object())) == "t.policy:2");
   // A second text builds on the first; lines count within each text.
   AddRulesResult more =
-      s.AddRules("llm2", "let small = 10;\nforbid pay when amount > small;", AddMode::kNarrowOnly);
+      s.AddRules("llm2", "# narrower\nforbid pay when amount > limit / 10;", AddMode::kNarrowOnly);
   REQUIRE(more.ok());
   CHECK(more.rule_ids == std::vector<std::string>{"llm2:2"});
   CHECK(RuleOf(s.Check("pay", {{"amount", 20}})) == "llm2:2");
@@ -389,9 +389,8 @@ TEST_CASE("AddRules: all or nothing, with diagnostics positioned in the added te
   };
   std::vector<Bad> bad = {
       {"forbid a;\nallow b when", AddMode::kAny, "t:2:"},
-      {"allow b;\npolicy other;", AddMode::kAny,
-       "t:2:1: error: only rules and `let`s can be added"},
-      {"default ask;", AddMode::kAny, "only rules and `let`s"},
+      {"allow b;\npolicy other;", AddMode::kAny, "t:2:1: error: only rules can be added"},
+      {"default ask;", AddMode::kAny, "only rules can be added"},
       {"let x = 2;", AddMode::kAny, "t:1:"},
       {"forbid a when y > z(1);", AddMode::kAny, "t:1:"},
       {"forbid a;\nallow b;", AddMode::kNarrowOnly, "t:2:1: error: narrow-only: an `allow` rule"},
@@ -457,6 +456,72 @@ TEST_CASE("Approve records an approved `ask` so budgets count it; it never overr
   CHECK(plain.allowed());
   CHECK(RuleOf(plain) == "t.policy:1");
   CHECK(fresh.history().size() == 1);
+}
+
+TEST_CASE("AddRules: a `let` cannot change what the file's rules mean") {
+  auto program = MustLoad("allow pay when amount > 0;\nforbid pay when amount > 1000;\n");
+  Session s(program, "q");
+  REQUIRE(s.Check("pay", {{"amount", 5000}}).outcome == Outcome::kDeny);
+  for (AddMode mode : {AddMode::kNarrowOnly, AddMode::kAny}) {
+    AddRulesResult r = s.AddRules("x", "let amount = 5;\n", mode);
+    CHECK_FALSE(r.ok());
+    CHECK(
+        FormatDiagnostics(r.source, r.diagnostics).find("x:1:1: error: only rules can be added") !=
+        std::string::npos);
+  }
+  CHECK(s.Check("pay", {{"amount", 5000}}).outcome == Outcome::kDeny);
+}
+
+TEST_CASE("AddRules: narrow-only never turns a terminate into a deny") {
+  auto program = MustLoad("allow a;\nforbid wipe fallback terminate \"stop\";\n");
+  Session s(program, "q");
+  REQUIRE(s.Check("wipe", json::object()).outcome == Outcome::kTerminate);
+  AddRulesResult early = s.AddRules("x", "forbid wipe priority 0;", AddMode::kNarrowOnly);
+  CHECK_FALSE(early.ok());
+  CHECK(FormatDiagnostics(early.source, early.diagnostics).find("could turn `terminate` into") !=
+        std::string::npos);
+  CHECK(s.Check("wipe", json::object()).outcome == Outcome::kTerminate);
+  // At the same priority or later, file rules decide first; terminating is always fine.
+  CHECK(s.AddRules("y", "forbid wipe;\nforbid a when 1 > 2;", AddMode::kNarrowOnly).ok());
+  CHECK(s.AddRules("z", "forbid wipe priority 0 fallback terminate;", AddMode::kNarrowOnly).ok());
+  CHECK(s.Check("wipe", json::object()).outcome == Outcome::kTerminate);
+  // With a terminating default, a blocking rule could turn it into a deny.
+  Session t(MustLoad("default terminate;\nallow a;\n"), "q");
+  CHECK_FALSE(t.AddRules("x", "forbid b priority 99;", AddMode::kNarrowOnly).ok());
+  CHECK(t.AddRules("x", "forbid b priority 99;", AddMode::kAny).ok());
+  // Text with no rules adds nothing.
+  AddRulesResult empty = t.AddRules("empty", "# nothing\n", AddMode::kNarrowOnly);
+  CHECK(empty.ok());
+  CHECK(empty.rule_ids.empty());
+}
+
+TEST_CASE("AddRules: names and the limits on added text") {
+  auto program = MustLoad("allow a;\n", "bank.policy");
+  Session s(program, "q");
+  for (std::string bad :
+       {std::string(""), std::string("a:b"), std::string("a b"), std::string("a\nb"),
+        std::string("x/y"), std::string("\x1b[31m"), std::string(kMaxAddedNameBytes + 1, 'n')}) {
+    INFO(bad);
+    CHECK(s.AddRules(bad, "forbid a;", AddMode::kAny).status.code() ==
+          StatusCode::kInvalidArgument);
+  }
+  // A name in use, the file's own included, cannot be taken again: ids stay unique.
+  CHECK_FALSE(s.AddRules("bank.policy", "forbid a;", AddMode::kAny).ok());
+  REQUIRE(s.AddRules("r1", "forbid b;", AddMode::kAny).ok());
+  CHECK_FALSE(s.AddRules("r1", "forbid c;", AddMode::kAny).ok());
+  CHECK(s.AddRules(std::string(kMaxAddedNameBytes, 'n'), "forbid c;", AddMode::kAny).ok());
+  // Bytes: the whole session's added text is bounded.
+  std::string big(kMaxAddedBytes, '#');
+  CHECK(s.AddRules("big", big, AddMode::kAny).status.code() == StatusCode::kResourceExhausted);
+  // Texts: at most kMaxAddedTexts per session.
+  Session many(program, "q");
+  size_t added = 0;
+  for (size_t i = 0; i < kMaxAddedTexts + 5; ++i) {
+    if (many.AddRules("t" + std::to_string(i), "forbid x;", AddMode::kAny).ok()) ++added;
+  }
+  CHECK(added == kMaxAddedTexts);
+  CHECK(many.added_rules().size() == kMaxAddedTexts);
+  CHECK(many.Check("a", json::object()).allowed());
 }
 
 }  // namespace

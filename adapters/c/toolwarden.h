@@ -115,13 +115,14 @@ TW_API tw_status tw_session_attach_result(tw_session* session, size_t call, cons
                                           char** out);
 /* Registers one more trusted value. `*out` is {}. */
 TW_API tw_status tw_session_add_trusted(tw_session* session, const char* value, char** out);
-/* Adds rules (and `let`s) in the policy language to this session only, after
- * the policy's own rules in the decision order. `name` names them in rule ids.
- * `mode` is "narrow-only" (only `forbid` rules that block or terminate: a
- * call that was denied stays denied) or "any". Nothing is added unless all of
- * it is valid. On TW_OK `*out` is {"rules": ["NAME:LINE", ...], "policy":
- * "sha256:...", "warnings": [...]}; on TW_POLICY_ERROR its diagnostics are
- * positioned in `text`. */
+/* Adds rules (no `let`s) in the policy language to this session only, after
+ * the policy's own rules in the decision order. `name` (1 to 64 of
+ * [A-Za-z0-9_.-], unused in the session) names them in rule ids. `mode` is
+ * "narrow-only" (only `forbid` rules that cannot widen anything: a denied call
+ * stays denied, a terminate stays a terminate) or "any". At most 100 texts and
+ * 256 KiB per session. Nothing is added unless all of it is valid. On TW_OK `*out` is {"rules":
+ * ["NAME:LINE", ...], "policy": "sha256:...", "warnings": [...]}; on TW_POLICY_ERROR its
+ * diagnostics are positioned in `text`. */
 TW_API tw_status tw_session_add_rules(tw_session* session, const char* name, const char* text,
                                       size_t text_len, const char* mode, char** out);
 /* The session's state: {"query", "policy", "history": [{"tool", "args",
