@@ -157,12 +157,17 @@ Decision Session::Check(std::string_view tool, const nlohmann::json& args) const
   return Evaluate(tool, args, nullptr);
 }
 
-Decision Session::Decide(std::string_view tool, const nlohmann::json& args) {
+Decision Session::Decide(std::string_view tool, const nlohmann::json& args,
+                         const DecisionGate& commit) {
   std::vector<uint32_t> updates;
   Decision d = Evaluate(tool, args, &updates);
+  if (d.allowed()) d.call = history_.size();
+  if (commit && !commit(d)) {
+    d.call.reset();
+    return d;
+  }
   if (d.allowed()) {
     history_.push_back(CallRecord{std::string(tool), args, std::nullopt});
-    d.call = history_.size() - 1;
     const Plan& plan = program_->plan();
     for (uint32_t u : updates) {
       bool present =
@@ -173,16 +178,23 @@ Decision Session::Decide(std::string_view tool, const nlohmann::json& args) {
   return d;
 }
 
-Decision Session::Approve(std::string_view tool, const nlohmann::json& args) {
+Decision Session::Approve(std::string_view tool, const nlohmann::json& args,
+                          const DecisionGate& commit) {
   std::vector<uint32_t> updates;                // a `forbid` asks; it has none to apply
   Decision d = Evaluate(tool, args, &updates);  // with Decide's checks (a full history)
-  if (d.outcome != Outcome::kAsk) return d.allowed() ? Decide(tool, args) : d;
-  history_.push_back(CallRecord{std::string(tool), args, std::nullopt});
-  d.call = history_.size() - 1;
-  d.outcome = Outcome::kAllow;
-  d.fallback.reset();
-  d.message.clear();
-  d.reason = "approved: " + d.reason;
+  if (d.allowed()) return Decide(tool, args, commit);
+  if (d.outcome == Outcome::kAsk) {
+    d.call = history_.size();
+    d.outcome = Outcome::kAllow;
+    d.fallback.reset();
+    d.message.clear();
+    d.reason = "approved: " + d.reason;
+  }
+  if (commit && !commit(d)) {
+    d.call.reset();
+    return d;
+  }
+  if (d.allowed()) history_.push_back(CallRecord{std::string(tool), args, std::nullopt});
   return d;
 }
 
@@ -224,7 +236,8 @@ bool ValidAddedName(const std::string& name) {
 
 }  // namespace
 
-AddRulesResult Session::AddRules(std::string name, std::string text, AddMode mode) {
+AddRulesResult Session::AddRules(std::string name, std::string text, AddMode mode,
+                                 const std::function<bool(const AddRulesResult&)>& commit) {
   AddRulesResult out;
   out.source = Source(name, text);
   if (program_ == nullptr) {
@@ -305,12 +318,16 @@ AddRulesResult Session::AddRules(std::string name, std::string text, AddMode mod
       return out;
     }
   }
-  program_ = std::move(ext.program);
-  added_bytes_ += text_bytes;
-  for (uint32_t r : segment.rules) {
-    added_.push_back(Added{r, plan.rules.size() + added_.size()});
-    out.rule_ids.push_back(plan.rules[r].id);
+  for (uint32_t r : segment.rules) out.rule_ids.push_back(plan.rules[r].id);
+  out.policy = plan.hash;
+  if (commit && !commit(out)) {
+    out.status = FailedPreconditionError("the host did not take the rules");
+    out.rule_ids.clear();
+    return out;
   }
+  for (uint32_t r : segment.rules) added_.push_back(Added{r, plan.rules.size() + added_.size()});
+  added_bytes_ += text_bytes;
+  program_ = std::move(ext.program);
   return out;
 }
 

@@ -13,6 +13,7 @@
 #ifndef TOOLWARDEN_INTERPRETER_SESSION_H_
 #define TOOLWARDEN_INTERPRETER_SESSION_H_
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -69,6 +70,7 @@ struct AddRulesResult {
   Diagnostics diagnostics;            // problems in it, positioned in `source`
   Status status;                      // not ok when nothing was added
   std::vector<std::string> rule_ids;  // the added top-level rules, "NAME:LINE"
+  std::string policy;                 // the session's policy hash once they are added
   bool ok() const { return status.ok(); }
 };
 
@@ -78,14 +80,23 @@ class Session {
   Session(std::shared_ptr<const Program> program, std::string query,
           std::vector<std::string> trusted_values = {}, SessionLimits limits = {});
 
+  // Decide, Approve and AddRules take an optional gate: it sees the outcome
+  // (with `call` set for a call about to be recorded) before the session
+  // changes, and when it returns false the session stays as it was. Front
+  // doors use it to write the decision log first, so nothing the log lacks
+  // ever takes effect.
+  using DecisionGate = std::function<bool(const Decision&)>;
+
   Decision Check(std::string_view tool, const nlohmann::json& args) const;
-  Decision Decide(std::string_view tool, const nlohmann::json& args);
+  Decision Decide(std::string_view tool, const nlohmann::json& args,
+                  const DecisionGate& commit = nullptr);
   // Decide() for a call a person approved after it came out `ask`: the call is
   // decided again and, if it is still `ask`, recorded like an allowed call
   // (so budgets and `called` count it) and returned as allowed, with the
   // asking rule and the reason "approved: ...". Approval never changes a
   // deny or terminate; an allowed call is simply decided.
-  Decision Approve(std::string_view tool, const nlohmann::json& args);
+  Decision Approve(std::string_view tool, const nlohmann::json& args,
+                   const DecisionGate& commit = nullptr);
 
   // Attaches the result of the allowed call `call` (Decision::call). Results of
   // tools the policy `trust`s become trusted provenance for `from trusted`.
@@ -98,7 +109,8 @@ class Session {
   // after every file rule in the decision order, and are checked against the
   // policy's tool schemas. All or nothing: on any error the session is
   // unchanged. Rule ids are "NAME:LINE" with lines counted in `text`.
-  AddRulesResult AddRules(std::string name, std::string text, AddMode mode);
+  AddRulesResult AddRules(std::string name, std::string text, AddMode mode,
+                          const std::function<bool(const AddRulesResult&)>& commit = nullptr);
 
   const std::string& query() const { return query_; }
   const std::vector<CallRecord>& history() const { return history_; }

@@ -524,5 +524,37 @@ TEST_CASE("AddRules: names and the limits on added text") {
   CHECK(many.Check("a", json::object()).allowed());
 }
 
+TEST_CASE("a gate that refuses leaves the session as it was") {
+  auto program = MustLoad(
+      "allow open update { allow pay; };\n"
+      "forbid pay when count(pay) >= 1 priority 1 fallback ask;\n");
+  Session s(program, "q");
+  std::vector<std::optional<size_t>> seen;
+  auto refuse = [&](const Decision& d) {
+    seen.push_back(d.call);
+    return false;
+  };
+  Decision d = s.Decide("open", json::object(), refuse);
+  CHECK(d.allowed());
+  CHECK_FALSE(d.call.has_value());
+  CHECK(seen == std::vector<std::optional<size_t>>{0u});
+  CHECK(s.history().empty());
+  CHECK(s.added_rules().empty());  // the update block did not apply
+  REQUIRE(s.Decide("open", json::object(), [](const Decision&) { return true; }).call == 0u);
+  REQUIRE(s.Decide("pay", json::object()).allowed());
+  REQUIRE(s.Check("pay", json::object()).outcome == Outcome::kAsk);
+  CHECK_FALSE(s.Approve("pay", json::object(), refuse).call.has_value());
+  CHECK(s.history().size() == 2);
+  AddRulesResult r =
+      s.AddRules("x", "forbid pay;", AddMode::kAny, [](const AddRulesResult& pending) {
+        CHECK(pending.rule_ids == std::vector<std::string>{"x:1"});
+        return false;
+      });
+  CHECK_FALSE(r.ok());
+  CHECK(s.added_rules() == std::vector<std::string>{"t.policy:1"});
+  CHECK(s.program() == program);
+  CHECK(s.AddRules("x", "forbid pay;", AddMode::kAny).ok());  // the name was not used up
+}
+
 }  // namespace
 }  // namespace toolwarden

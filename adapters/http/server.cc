@@ -4,6 +4,7 @@
 #include <array>
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -32,7 +33,8 @@ class HttpServer::Impl {
         handler_(std::move(handler)),
         on_error_(std::move(on_error)),
         ioc_(std::max(1, options.threads)),
-        acceptor_(net::make_strand(ioc_)) {}
+        acceptor_(net::make_strand(ioc_)),
+        retry_(acceptor_.get_executor()) {}
 
   Status Listen() {
     beast::error_code ec;
@@ -66,13 +68,16 @@ class HttpServer::Impl {
   const ServerOptions options_;
   const Handler handler_;
   const ErrorHook on_error_;
+  // Declared before ioc_, so they outlive it: destroying the io_context
+  // destroys pending handlers, whose connections then Forget() themselves.
+  std::mutex mutex_;  // guards connections_
+  std::unordered_map<Connection*, std::weak_ptr<Connection>> connections_;
   net::io_context ioc_;
   tcp::acceptor acceptor_;
+  net::steady_timer retry_;  // waits after a failed accept (out of descriptors)
   uint16_t port_ = 0;
   std::vector<std::thread> threads_;
   std::atomic<bool> stopping_{false};
-  std::mutex mutex_;  // guards connections_
-  std::unordered_map<Connection*, std::weak_ptr<Connection>> connections_;
   std::once_flag stopped_;
 };
 
@@ -238,7 +243,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
 void HttpServer::Impl::Accept() {
   acceptor_.async_accept(net::make_strand(ioc_), [this](beast::error_code ec, tcp::socket socket) {
     if (ec == net::error::operation_aborted || stopping_) return;
-    if (!ec) {
+    if (ec) {
+      // Out of file descriptors (EMFILE/ENFILE) and the like: the pending
+      // connection stays queued, so accepting again at once would spin. Wait.
+      retry_.expires_after(std::chrono::milliseconds(50));
+      retry_.async_wait([this](beast::error_code wait_error) {
+        if (!wait_error && !stopping_) Accept();
+      });
+      return;
+    }
+    {
       std::unique_lock<std::mutex> lock(mutex_);
       if (connections_.size() >= options_.max_connections) {
         lock.unlock();
@@ -261,6 +275,7 @@ void HttpServer::Impl::Stop() {
     net::post(acceptor_.get_executor(), [this] {
       beast::error_code ec;
       acceptor_.close(ec);
+      retry_.cancel();
     });
     std::vector<std::shared_ptr<Connection>> live;
     {

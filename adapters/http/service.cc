@@ -365,16 +365,24 @@ HttpResponse Service::Decide(const std::string& id, const json& body, Mode mode)
   if (entry == nullptr) return ErrorResponse(404, "not_found", "no session `" + id + "`");
   std::lock_guard<std::mutex> lock(entry->mutex);
   Session& session = entry->session;
-  Decision d = mode == Mode::kDecide    ? session.Decide(tool, *args)
-               : mode == Mode::kApprove ? session.Approve(tool, *args)
-                                        : session.Check(tool, *args);
   const char* kind = mode == Mode::kDecide    ? "decide"
                      : mode == Mode::kApprove ? "approve"
                                               : "check";
-  ordered_json record_json = DecisionToJson(d);
+  // The decision goes to the log before the session records it: a decision
+  // the log cannot take changes nothing and is answered with 503.
   HttpResponse response;
-  response.body = Dump(record_json);
-  if (!Log(DecisionLogEntry(kind, id, *args, std::move(record_json)))) {
+  bool logged = false;
+  auto log_first = [&](const Decision& pending) {
+    ordered_json record_json = DecisionToJson(pending);
+    response.body = Dump(record_json);
+    logged = Log(DecisionLogEntry(kind, id, *args, std::move(record_json)));
+    return logged;
+  };
+  Decision d = mode == Mode::kDecide    ? session.Decide(tool, *args, log_first)
+               : mode == Mode::kApprove ? session.Approve(tool, *args, log_first)
+                                        : session.Check(tool, *args);
+  if (mode == Mode::kCheck) log_first(d);
+  if (!logged) {
     return ErrorResponse(503, "unavailable",
                          "the decision log cannot be written; treat the call as denied");
   }
@@ -420,17 +428,25 @@ HttpResponse Service::Results(const std::string& id, const json& body) {
   std::lock_guard<std::mutex> lock(entry->mutex);
   const size_t index = call->get<size_t>();
   const json& result = body["result"];
-  const std::string digest = "sha256:" + Sha256Hex(Dump(result));
-  Status status = entry->session.AttachResult(index, result);
-  if (!status.ok()) return StatusResponse(status);
+  // What AttachResult would refuse, checked before the log takes the line.
+  const std::vector<CallRecord>& history = entry->session.history();
+  if (index >= history.size()) {
+    return ErrorResponse(404, "not_found", "no recorded call #" + std::to_string(index));
+  }
+  if (history[index].result) {
+    return ErrorResponse(409, "failed_precondition",
+                         "call #" + std::to_string(index) + " already has a result");
+  }
   ordered_json log_entry;
   log_entry["kind"] = "result";
   log_entry["session"] = id;
   log_entry["call"] = index;
-  log_entry["result"] = digest;
+  log_entry["result"] = "sha256:" + Sha256Hex(Dump(result));
   if (!Log(std::move(log_entry))) {
     return ErrorResponse(503, "unavailable", "the decision log cannot be written");
   }
+  Status status = entry->session.AttachResult(index, result);
+  if (!status.ok()) return StatusResponse(status);
   return JsonResponse(200, ordered_json::object());
 }
 
@@ -456,27 +472,32 @@ HttpResponse Service::Rules(const std::string& id, const json& body) {
   std::lock_guard<std::mutex> lock(entry->mutex);
   if (name.empty()) name = "rules-" + std::to_string(entry->rule_sets + 1);
   const std::string before = entry->session.program()->hash();
-  AddRulesResult added = entry->session.AddRules(name, source, mode);
+  bool logged = false;
+  AddRulesResult added =
+      entry->session.AddRules(name, source, mode, [&](const AddRulesResult& pending) {
+        ordered_json log_entry;
+        log_entry["kind"] = "rules";
+        log_entry["session"] = id;
+        log_entry["mode"] = mode_name;
+        log_entry["name"] = name;
+        log_entry["source"] = source;
+        log_entry["rules"] = pending.rule_ids;
+        log_entry["policy_before"] = before;
+        log_entry["policy_after"] = pending.policy;
+        logged = Log(std::move(log_entry));
+        return logged;
+      });
   if (!added.ok()) {
     if (added.diagnostics.HasErrors()) {
       return PolicyErrorResponse(added.status.message(), added.source, added.diagnostics);
     }
+    if (!logged && added.status.code() == StatusCode::kFailedPrecondition) {
+      return ErrorResponse(503, "unavailable", "the decision log cannot be written");
+    }
     return StatusResponse(added.status);
   }
   ++entry->rule_sets;
-  const std::string& after = entry->session.program()->hash();
-  ordered_json log_entry;
-  log_entry["kind"] = "rules";
-  log_entry["session"] = id;
-  log_entry["mode"] = mode_name;
-  log_entry["name"] = name;
-  log_entry["source"] = source;
-  log_entry["rules"] = added.rule_ids;
-  log_entry["policy_before"] = before;
-  log_entry["policy_after"] = after;
-  if (!Log(std::move(log_entry))) {
-    return ErrorResponse(503, "unavailable", "the decision log cannot be written");
-  }
+  const std::string& after = added.policy;
   ordered_json out;
   out["rules"] = added.rule_ids;
   out["policy"] = after;
@@ -492,8 +513,10 @@ HttpResponse Service::Trusted(const std::string& id, const json& body) {
   std::shared_ptr<Entry> entry = Find(id);
   if (entry == nullptr) return ErrorResponse(404, "not_found", "no session `" + id + "`");
   std::lock_guard<std::mutex> lock(entry->mutex);
-  Status status = entry->session.AddTrustedValue(value->get<std::string>());
-  if (!status.ok()) return StatusResponse(status);
+  if (entry->session.trusted_values().size() >= kMaxTrustedValues) {
+    return ErrorResponse(413, "resource_exhausted",
+                         "more than " + std::to_string(kMaxTrustedValues) + " trusted values");
+  }
   ordered_json log_entry;
   log_entry["kind"] = "trusted";
   log_entry["session"] = id;
@@ -501,6 +524,8 @@ HttpResponse Service::Trusted(const std::string& id, const json& body) {
   if (!Log(std::move(log_entry))) {
     return ErrorResponse(503, "unavailable", "the decision log cannot be written");
   }
+  Status status = entry->session.AddTrustedValue(value->get<std::string>());
+  if (!status.ok()) return StatusResponse(status);
   return JsonResponse(200, ordered_json::object());
 }
 
@@ -529,12 +554,17 @@ HttpResponse Service::State(const std::string& id) {
 }
 
 HttpResponse Service::DeleteSession(const std::string& id) {
+  std::shared_ptr<Entry> entry;
   {
     std::lock_guard<std::mutex> lock(sessions_mutex_);
-    if (sessions_.erase(id) == 0) {
-      return ErrorResponse(404, "not_found", "no session `" + id + "`");
-    }
+    auto it = sessions_.find(id);
+    if (it == sessions_.end()) return ErrorResponse(404, "not_found", "no session `" + id + "`");
+    entry = std::move(it->second);
+    sessions_.erase(it);
   }
+  // A request that found the session before it was removed finishes (and logs)
+  // first, so `end` is the session's last line.
+  std::lock_guard<std::mutex> session_lock(entry->mutex);
   ordered_json log_entry;
   log_entry["kind"] = "end";
   log_entry["session"] = id;

@@ -380,14 +380,23 @@ TEST_CASE("a decision that cannot be logged is refused, not answered") {
   HttpResponse created = f.Call("POST", "/v1/sessions", R"({"policy": "pay"})");
   HttpResponse d = f.Call("POST", "/v1/sessions/" + id + "/decide", R"({"tool": "read"})");
   HttpResponse stateless = f.Call("POST", "/v1/decide", R"({"policy": "pay", "tool": "read"})");
+  HttpResponse rules = f.Call("POST", "/v1/sessions/" + id + "/rules",
+                              R"({"source": "forbid read;", "mode": "any"})");
   REQUIRE(setrlimit(RLIMIT_FSIZE, &old_limit) == 0);
+  CHECK(ErrorCode(rules, 503) == "unavailable");
   CHECK(ErrorCode(created, 503) == "unavailable");
   CHECK(ErrorCode(d, 503) == "unavailable");
   CHECK(ErrorCode(stateless, 503) == "unavailable");
-  CHECK(f.Call("GET", "/metrics").body.find("toolwarden_decision_log_failures_total 3") !=
+  CHECK(f.Call("GET", "/metrics").body.find("toolwarden_decision_log_failures_total 4") !=
         std::string::npos);
   // Once the log can grow again, decisions flow and the chain is intact.
-  CHECK(f.Ok("POST", "/v1/sessions/" + id + "/decide", {{"tool", "read"}})["decision"] == "allow");
+  json after = f.Ok("POST", "/v1/sessions/" + id + "/decide", {{"tool", "read"}});
+  CHECK(after["decision"] == "allow");
+  // The refused decision changed nothing: the one recorded call is the logged one.
+  CHECK(after["call"] == 0);
+  json state = f.Ok("GET", "/v1/sessions/" + id, json());
+  CHECK(state["history"].size() == 1);
+  CHECK(state["added_rules"].empty());
   StatusOr<LogVerification> v = VerifyLog(f.dir.path() + "/log.jsonl");
   REQUIRE(v.ok());
   CHECK(v->intact());
