@@ -28,8 +28,12 @@ std::vector<Diagnostic> Diagnostics::Sorted() const {
   if (sorted.size() > kMaxDiagnostics) {
     size_t dropped = sorted.size() - kMaxDiagnostics + 1;
     Position last = sorted[kMaxDiagnostics - 1].position;
+    // The note is an error only when an error is among what it stands for.
+    const bool errors_dropped =
+        std::any_of(sorted.begin() + (kMaxDiagnostics - 1), sorted.end(),
+                    [](const Diagnostic& d) { return d.severity == Severity::kError; });
     sorted.resize(kMaxDiagnostics - 1);
-    sorted.push_back({Severity::kError, last,
+    sorted.push_back({errors_dropped ? Severity::kError : Severity::kWarning, last,
                       "too many diagnostics; " + std::to_string(dropped) + " more not shown"});
   }
   return sorted;

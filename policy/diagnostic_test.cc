@@ -30,6 +30,17 @@ TEST_CASE("limit: at most kMaxDiagnostics are kept") {
   std::vector<Diagnostic> sorted = d.Sorted();
   REQUIRE(sorted.size() == kMaxDiagnostics);
   CHECK(sorted.back().message == "too many diagnostics; 901 more not shown");
+  CHECK(sorted.back().severity == Severity::kError);
+}
+
+TEST_CASE("limit: the note for dropped warnings is a warning") {
+  Source s("f", "x");
+  Diagnostics d;
+  for (int i = 0; i < 150; ++i) d.Warning(s.PositionAt(0), "w");
+  std::vector<Diagnostic> sorted = d.Sorted();
+  REQUIRE(sorted.size() == kMaxDiagnostics);
+  CHECK(sorted.back().severity == Severity::kWarning);
+  CHECK_FALSE(d.HasErrors());
 }
 
 }  // namespace
