@@ -28,6 +28,8 @@ DEFAULT_TIMEOUT = 10.0
 # The most bytes read from one response: a decision record or a session state, never megabytes of it
 # unless the history is huge; this only stops a runaway peer.
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+# A kept-alive connection idle longer than this is replaced before use (the sidecar closes them at 60 s).
+IDLE_REUSE_SECONDS = 30.0
 
 
 class SidecarClient:
@@ -45,9 +47,15 @@ class SidecarClient:
         self._timeout = timeout
         self._conn: Optional[http.client.HTTPConnection] = None
         self._used = False  # whether the open connection has carried a request (may have gone stale)
+        self._last_used = 0.0  # time.monotonic() of the last answer on it
         self._lock = threading.Lock()
 
     def _connect(self) -> http.client.HTTPConnection:
+        # The sidecar closes connections idle for 60 s; one idle for half that is not reused, so a
+        # POST rarely meets a connection the server closed (and is never sent twice, see _exchange).
+        if self._conn is not None and time.monotonic() - self._last_used > IDLE_REUSE_SECONDS:
+            self._conn.close()
+            self._conn = None
         if self._conn is None:
             cls = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
             self._conn = cls(self._host, self._port, timeout=self._timeout)
@@ -105,12 +113,15 @@ class SidecarClient:
             for attempt in (0, 1):
                 conn = self._connect()
                 reused = self._used
+                sent = False
                 try:
                     conn.request(method, self._prefix + path, body=data, headers=headers)
+                    sent = True
                     self._used = True
                     response = conn.getresponse()
                     status = response.status
                     raw = response.read(MAX_RESPONSE_BYTES + 1)
+                    self._last_used = time.monotonic()
                     if response.will_close or len(raw) > MAX_RESPONSE_BYTES:
                         conn.close()
                         self._conn = None
@@ -118,8 +129,10 @@ class SidecarClient:
                 except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as e:
                     conn.close()
                     self._conn = None
-                    # A kept-alive connection the server had already closed: try once on a new one.
-                    if reused and attempt == 0:
+                    # A kept-alive connection the server had already closed: try once on a new
+                    # one, but a POST only if it was not sent whole, since the server may have
+                    # acted on it (a decide recorded twice would skew budgets).
+                    if reused and attempt == 0 and (not sent or method in ("GET", "DELETE")):
                         continue
                     raise UnavailableError(f"the sidecar at {self.base_url} closed the connection: {e}")
                 except (socket.timeout, TimeoutError) as e:
