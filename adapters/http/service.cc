@@ -386,7 +386,7 @@ HttpResponse Service::Decide(const std::string& id, const json& body, Mode mode)
     return ErrorResponse(503, "unavailable",
                          "the decision log cannot be written; treat the call as denied");
   }
-  CountDecision(OutcomeName(d.outcome), NowNs() - start);
+  CountDecision(d.outcome, NowNs() - start);
   return response;
 }
 
@@ -412,7 +412,7 @@ HttpResponse Service::StatelessDecide(const json& body) {
     return ErrorResponse(503, "unavailable",
                          "the decision log cannot be written; treat the call as denied");
   }
-  CountDecision(OutcomeName(d.outcome), NowNs() - start);
+  CountDecision(d.outcome, NowNs() - start);
   return response;
 }
 
@@ -626,11 +626,8 @@ void Service::CountHttpError(int status) {
   ++errors_by_status_[status];
 }
 
-void Service::CountDecision(const std::string& outcome, int64_t nanos) {
-  static const char* kNames[] = {"allow", "deny", "ask", "terminate"};
-  for (size_t i = 0; i < 4; ++i) {
-    if (outcome == kNames[i]) ++decisions_[i];
-  }
+void Service::CountDecision(Outcome outcome, int64_t nanos) {
+  ++decisions_[static_cast<size_t>(outcome)];
   const double seconds = static_cast<double>(nanos) * 1e-9;
   size_t b = 0;
   while (b < kBuckets && seconds > kBucketBounds[b]) ++b;
@@ -655,10 +652,9 @@ HttpResponse Service::Metrics() {
   out +=
       "# HELP toolwarden_decisions_total Decisions made, by outcome.\n"
       "# TYPE toolwarden_decisions_total counter\n";
-  static const char* kNames[] = {"allow", "deny", "ask", "terminate"};
-  for (size_t i = 0; i < 4; ++i) {
-    add("toolwarden_decisions_total{outcome=\"%s\"} %" PRIu64 "\n", kNames[i],
-        decisions_[i].load());
+  for (size_t i = 0; i < decisions_.size(); ++i) {
+    add("toolwarden_decisions_total{outcome=\"%s\"} %" PRIu64 "\n",
+        OutcomeName(static_cast<Outcome>(i)), decisions_[i].load());
   }
   out +=
       "# HELP toolwarden_decision_duration_seconds Time to decide and log one call.\n"

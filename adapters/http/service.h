@@ -27,6 +27,7 @@
 
 #include "adapters/http/policy_store.h"
 #include "adapters/log/decision_log.h"
+#include "interpreter/decision.h"
 #include "nlohmann/json.hpp"
 
 namespace toolwarden {
@@ -97,7 +98,7 @@ class Service {
   std::shared_ptr<Entry> Find(const std::string& id);
   // Logs `entry` (kind, session, ...); false when the log could not take it.
   bool Log(nlohmann::ordered_json entry);
-  void CountDecision(const std::string& outcome, int64_t nanos);
+  void CountDecision(Outcome outcome, int64_t nanos);
 
   PolicyStore* store_;
   DecisionLog* log_;
@@ -108,7 +109,7 @@ class Service {
 
   // Metrics.
   static constexpr size_t kBuckets = 12;
-  std::array<std::atomic<uint64_t>, 4> decisions_{};  // by Outcome
+  std::array<std::atomic<uint64_t>, 4> decisions_{};  // indexed by Outcome
   std::array<std::atomic<uint64_t>, kBuckets + 1> latency_{};
   std::atomic<uint64_t> latency_sum_ns_{0};
   std::atomic<uint64_t> reloads_ok_{0}, reloads_failed_{0};
