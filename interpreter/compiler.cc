@@ -40,6 +40,9 @@ Program::~Program() = default;
 const std::string& Program::name() const { return plan_->name; }
 const std::string& Program::hash() const { return plan_->hash; }
 size_t Program::rule_count() const { return plan_->top_level_rules; }
+const ToolCatalog* Program::catalog() const {
+  return plan_->checked != nullptr && plan_->checked->catalog ? &*plan_->checked->catalog : nullptr;
+}
 
 namespace {
 

@@ -103,6 +103,7 @@ struct Segment {
   int first_line = 1;           // in the combined text
   size_t first_offset = 0;      // byte offset in the combined text
   std::vector<uint32_t> rules;  // its top-level rules, in order
+  bool drafted = false;         // added with AddMode::kDraft or kDraftNarrowing
 };
 
 struct Plan {
@@ -144,7 +145,19 @@ struct Extension {
   Diagnostics diagnostics;
   Status status;
 };
-Extension ExtendProgram(const Program& base, std::string name, std::string text);
+//
+// A `drafted` text (rules a model wrote) may hold only `allow` rules without
+// `update` blocks, at priority `floor` or above; a rule without a priority is
+// placed at `floor`.
+struct ExtendOptions {
+  bool drafted = false;
+  int64_t floor = 0;
+};
+Extension ExtendProgram(const Program& base, std::string name, std::string text,
+                        const ExtendOptions& options = {});
+
+// The text of segment `i` of `plan`.
+std::string_view SegmentText(const Plan& plan, size_t i);
 
 // Compiles `policy` whose text is split into `segments` (names and starts).
 StatusOr<std::shared_ptr<const Program>> CompileSegments(

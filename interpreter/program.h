@@ -32,6 +32,8 @@ class Program {
   const std::string& name() const;  // the policy's name
   const std::string& hash() const;  // "sha256:<hex>" of the policy text
   size_t rule_count() const;        // top-level rules (not counting update blocks)
+  // The tool schemas the policy was checked against, or null.
+  const ToolCatalog* catalog() const;
   const internal::Plan& plan() const { return *plan_; }
 
  private:

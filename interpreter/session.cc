@@ -7,6 +7,7 @@
 #include "interpreter/evaluator.h"
 #include "interpreter/plan.h"
 #include "policy/json_limits.h"
+#include "policy/narrowing.h"
 #include "policy/parser.h"
 
 namespace toolwarden {
@@ -236,8 +237,45 @@ bool ValidAddedName(const std::string& name) {
 
 }  // namespace
 
+int64_t Session::DraftFloor() const {
+  int64_t floor = kMinDraftPriority;
+  if (program_ == nullptr) return floor;
+  const Plan& plan = program_->plan();
+  std::vector<bool> drafted(plan.rules.size(), false);
+  for (const internal::Segment& segment : plan.segments) {
+    if (!segment.drafted) continue;
+    for (uint32_t r : segment.rules) drafted[r] = true;  // drafted rules have no `update` blocks
+  }
+  for (size_t r = 0; r < plan.rules.size(); ++r) {
+    if (!drafted[r]) floor = std::max(floor, plan.rules[r].key.priority);
+  }
+  return floor;
+}
+
+std::vector<std::string> Session::drafted() const {
+  std::vector<std::string> names;
+  if (program_ == nullptr) return names;
+  for (const internal::Segment& segment : program_->plan().segments) {
+    if (segment.drafted &&
+        std::find(retired_.begin(), retired_.end(), segment.name) == retired_.end()) {
+      names.push_back(segment.name);
+    }
+  }
+  return names;
+}
+
+std::optional<std::string> Session::AddedText(const std::string& name) const {
+  if (program_ == nullptr) return std::nullopt;
+  const Plan& plan = program_->plan();
+  for (size_t i = 1; i < plan.segments.size(); ++i) {
+    if (plan.segments[i].name == name) return std::string(internal::SegmentText(plan, i));
+  }
+  return std::nullopt;
+}
+
 AddRulesResult Session::AddRules(std::string name, std::string text, AddMode mode,
-                                 const std::function<bool(const AddRulesResult&)>& commit) {
+                                 const std::function<bool(const AddRulesResult&)>& commit,
+                                 const std::string& replaces) {
   AddRulesResult out;
   out.source = Source(name, text);
   if (program_ == nullptr) {
@@ -267,8 +305,48 @@ AddRulesResult Session::AddRules(std::string name, std::string text, AddMode mod
                                         std::to_string(kMaxAddedBytes) + " bytes of added rules");
     return out;
   }
+  const bool drafting = mode == AddMode::kDraft || mode == AddMode::kDraftNarrowing;
+  std::optional<size_t> replaced;  // the segment `replaces` names
+  if (!replaces.empty() || mode == AddMode::kDraftNarrowing) {
+    if (!drafting) {
+      out.status = InvalidArgumentError("only drafted rules can replace others");
+      return out;
+    }
+    const std::vector<std::string> current = drafted();
+    if (std::find(current.begin(), current.end(), replaces) == current.end()) {
+      out.status =
+          NotFoundError("no drafted rules named `" + replaces + "` decide in this session");
+      return out;
+    }
+    for (size_t i = 1; i < before.segments.size(); ++i) {
+      if (before.segments[i].name == replaces) replaced = i;
+    }
+  }
+  if (mode == AddMode::kDraftNarrowing) {
+    StatusOr<NarrowingResult> proof = ProveNarrower(internal::SegmentText(before, *replaced), text);
+    if (!proof.ok()) {
+      out.status = proof.status();
+      return out;
+    }
+    if (!proof->narrower) {
+      for (const Narrowing& w : proof->widening) {
+        if (w.position.line > 0) {
+          out.diagnostics.Error(w.position, w.message);
+        } else {
+          out.diagnostics.Error(Position{1, 1, 0}, w.Line());
+        }
+      }
+      out.status =
+          InvalidArgumentError("the rules are not proven to allow no more than `" + replaces + "`");
+      return out;
+    }
+  }
   const size_t text_bytes = text.size();
-  internal::Extension ext = internal::ExtendProgram(*program_, std::move(name), std::move(text));
+  internal::ExtendOptions options;
+  options.drafted = drafting;
+  options.floor = DraftFloor();
+  internal::Extension ext =
+      internal::ExtendProgram(*program_, std::move(name), std::move(text), options);
   out.source = std::move(ext.source);
   out.diagnostics = std::move(ext.diagnostics);
   if (!ext.status.ok()) {
@@ -324,6 +402,15 @@ AddRulesResult Session::AddRules(std::string name, std::string text, AddMode mod
     out.status = FailedPreconditionError("the host did not take the rules");
     out.rule_ids.clear();
     return out;
+  }
+  if (replaced) {
+    const std::vector<uint32_t>& gone = before.segments[*replaced].rules;
+    added_.erase(std::remove_if(added_.begin(), added_.end(),
+                                [&](const Added& a) {
+                                  return std::find(gone.begin(), gone.end(), a.rule) != gone.end();
+                                }),
+                 added_.end());
+    retired_.push_back(replaces);
   }
   for (uint32_t r : segment.rules) added_.push_back(Added{r, plan.rules.size() + added_.size()});
   added_bytes_ += text_bytes;

@@ -58,11 +58,24 @@ struct SessionLimits {
   size_t max_eval_steps = kMaxEvalSteps;
 };
 
+// Lowest priority of drafted rules (AddMode::kDraft): the language promises
+// that rules a model drafts sit at 100 or above.
+inline constexpr int64_t kMinDraftPriority = 100;
+
 // How AddRules treats rules that could allow more than the session does now.
 enum class AddMode {
   kNarrowOnly,  // only `forbid` rules that block or terminate: nothing denied becomes allowed or
                 // ask
   kAny,         // any rules
+  // Rules a model drafted: only `allow` rules without `update` blocks, at
+  // DraftFloor() or above (a rule without a priority is put there), so each
+  // runs after every rule of the policy and of the host and no drafted rule
+  // can get past one of their `forbid`s. They may widen what the session
+  // allows: that is what a draft is for.
+  kDraft,
+  // kDraft, replacing the drafted text `replaces` by one that provably allows
+  // no more (ProveNarrower, policy/narrowing.h); anything not proven is refused.
+  kDraftNarrowing,
 };
 
 struct AddRulesResult {
@@ -109,8 +122,23 @@ class Session {
   // after every file rule in the decision order, and are checked against the
   // policy's tool schemas. All or nothing: on any error the session is
   // unchanged. Rule ids are "NAME:LINE" with lines counted in `text`.
+  //
+  // `replaces` (kDraft and kDraftNarrowing only; required by the latter) names
+  // a drafted text the new one replaces: its rules stop deciding when the new
+  // ones start, in the same step.
   AddRulesResult AddRules(std::string name, std::string text, AddMode mode,
-                          const std::function<bool(const AddRulesResult&)>& commit = nullptr);
+                          const std::function<bool(const AddRulesResult&)>& commit = nullptr,
+                          const std::string& replaces = {});
+  // The priority drafted rules sit at: kMinDraftPriority, or the highest
+  // priority of any rule that was not drafted (the file's, its `update`
+  // blocks', the host's added ones) when that is higher. Ties are safe: on
+  // equal priority `forbid` runs before `allow`, and added rules after the
+  // file's.
+  int64_t DraftFloor() const;
+  // The drafted texts now deciding, by name, in the order added.
+  std::vector<std::string> drafted() const;
+  // The text added under `name`, or nullopt.
+  std::optional<std::string> AddedText(const std::string& name) const;
 
   const std::string& query() const { return query_; }
   const std::vector<CallRecord>& history() const { return history_; }
@@ -133,7 +161,8 @@ class Session {
     uint64_t order;
   };
   std::vector<Added> added_;
-  size_t added_bytes_ = 0;  // text taken by AddRules so far
+  size_t added_bytes_ = 0;            // text taken by AddRules so far
+  std::vector<std::string> retired_;  // drafted texts replaced by later ones
 };
 
 }  // namespace toolwarden

@@ -364,6 +364,114 @@ TEST_CASE("AddRules: added rules decide after the file's rules, with their own i
   CHECK(s.added_rules() == std::vector<std::string>{"llm:2", "llm2:2"});
 }
 
+TEST_CASE("AddRules kDraft: allow rules only, placed after every rule of the policy") {
+  auto program = MustLoad(
+      "allow read;\n"
+      "forbid pay when recipient == \"evil\" priority 500;\n"
+      "allow open update { forbid pay when amount == 4 priority 700; };\n");
+  Session s(program, "q");
+  // The floor is the highest priority of any rule a person wrote, update blocks included.
+  CHECK(s.DraftFloor() == 700);
+  AddRulesResult drafted = s.AddRules("draft", "allow pay;\n", AddMode::kDraft);
+  INFO(FormatDiagnostics(drafted.source, drafted.diagnostics));
+  REQUIRE(drafted.ok());
+  CHECK(s.drafted() == std::vector<std::string>{"draft"});
+  Decision d = s.Check("pay", {{"recipient", "bob"}, {"amount", 50}});
+  CHECK(RuleOf(d) == "draft:1");
+  CHECK(d.rule->priority == 700);
+  // The file's forbid still decides first, though the drafted rule allows everything.
+  CHECK(RuleOf(s.Check("pay", {{"recipient", "evil"}, {"amount", 50}})) == "t.policy:2");
+  // And a forbid the file adds through an update block, at the floor, too (forbid before allow).
+  CHECK(RuleOf(s.Check("pay", {{"recipient", "bob"}, {"amount", 4}})) == "draft:1");
+  REQUIRE(s.Decide("open", json::object()).allowed());
+  CHECK(RuleOf(s.Check("pay", {{"recipient", "bob"}, {"amount", 4}})) == "t.policy:3");
+}
+
+TEST_CASE("AddRules kDraft: refuses what could get past the policy") {
+  auto program = MustLoad("forbid pay when amount > 10 priority 150;\nallow read;\n");
+  Session s(program, "q");
+  REQUIRE(s.DraftFloor() == 150);
+  const std::string hash = program->hash();
+  for (const std::string text : std::vector<std::string>{
+           "forbid read;",                       // not an allow rule
+           "allow pay priority 149;",            // below the floor
+           "allow pay priority 5;",              // far below it
+           "allow pay update { allow read; };",  // an update block
+           "let x = 1;\nallow pay;",             // a constant
+       }) {
+    INFO(text);
+    AddRulesResult r = s.AddRules("draft", text, AddMode::kDraft);
+    CHECK_FALSE(r.ok());
+    CHECK(r.diagnostics.HasErrors());
+    CHECK(s.drafted().empty());
+    CHECK(s.Check("pay", {{"amount", 1}}).policy == hash);
+  }
+  // At the floor or above is fine.
+  CHECK(s.AddRules("draft", "allow pay priority 150;\nallow pay priority 9000;", AddMode::kDraft)
+            .ok());
+  CHECK(RuleOf(s.Check("pay", {{"amount", 11}})) == "t.policy:1");
+}
+
+TEST_CASE("AddRules kDraft: the floor is at least 100 and ignores drafted rules") {
+  auto program = MustLoad("allow read;\n");
+  Session s(program, "q");
+  CHECK(s.DraftFloor() == kMinDraftPriority);
+  REQUIRE(s.AddRules("draft", "allow pay priority 5000;", AddMode::kDraft).ok());
+  CHECK(s.DraftFloor() == kMinDraftPriority);
+  // A host's added rule raises it.
+  REQUIRE(s.AddRules("host", "forbid pay when amount > 3 priority 250;", AddMode::kAny).ok());
+  CHECK(s.DraftFloor() == 250);
+}
+
+TEST_CASE("AddRules replaces: a drafted text replaced by a narrower one stops deciding") {
+  auto program = MustLoad("allow read;\n");
+  Session s(program, "q");
+  REQUIRE(s.AddRules("draft", "allow pay when recipient in [\"a\", \"b\"];", AddMode::kDraft).ok());
+  REQUIRE(s.Check("pay", {{"recipient", "b"}}).allowed());
+  // Widening is refused in kDraftNarrowing, and nothing changes.
+  AddRulesResult wide = s.AddRules("update-1", "allow pay when recipient in [\"a\", \"c\"];",
+                                   AddMode::kDraftNarrowing, nullptr, "draft");
+  CHECK_FALSE(wide.ok());
+  CHECK(wide.diagnostics.HasErrors());
+  CHECK(s.drafted() == std::vector<std::string>{"draft"});
+  CHECK_FALSE(s.Check("pay", {{"recipient", "c"}}).allowed());
+  CHECK(s.Check("pay", {{"recipient", "b"}}).allowed());
+  // Narrowing is taken, and the old rules stop deciding in the same step.
+  AddRulesResult narrow = s.AddRules("update-1", "allow pay when recipient in [\"a\"];",
+                                     AddMode::kDraftNarrowing, nullptr, "draft");
+  INFO(FormatDiagnostics(narrow.source, narrow.diagnostics));
+  REQUIRE(narrow.ok());
+  CHECK(s.drafted() == std::vector<std::string>{"update-1"});
+  CHECK(s.Check("pay", {{"recipient", "a"}}).allowed());
+  CHECK_FALSE(s.Check("pay", {{"recipient", "b"}}).allowed());
+  CHECK(s.AddedText("draft").has_value());  // still there, for the record
+  // A retired text cannot be replaced again, nor can a name that is not drafted.
+  CHECK(s.AddRules("update-2", "allow pay when recipient in [\"a\"];", AddMode::kDraftNarrowing,
+                   nullptr, "draft")
+            .status.code() == StatusCode::kNotFound);
+  REQUIRE(s.AddRules("host", "forbid pay when recipient == \"x\";", AddMode::kNarrowOnly).ok());
+  CHECK_FALSE(s.AddRules("update-2", "allow pay;", AddMode::kDraft, nullptr, "host").ok());
+  // Only drafted rules replace others; kDraftNarrowing needs something to replace.
+  CHECK(s.AddRules("x", "forbid pay;", AddMode::kAny, nullptr, "update-1").status.code() ==
+        StatusCode::kInvalidArgument);
+  CHECK_FALSE(s.AddRules("x", "allow pay;", AddMode::kDraftNarrowing).ok());
+  // kDraft with `replaces` takes a widening update (mode `any`), still only allow rules.
+  REQUIRE(s.AddRules("update-2", "allow pay when recipient in [\"a\", \"z\"];", AddMode::kDraft,
+                     nullptr, "update-1")
+              .ok());
+  CHECK(s.drafted() == std::vector<std::string>{"update-2"});
+  CHECK(s.Check("pay", {{"recipient", "z"}}).allowed());
+  // A rule kept unchanged from the replaced text draws no "can never decide" warning: the
+  // earlier copy no longer decides.
+  REQUIRE(s.AddRules("draft-b", "allow read;\nallow list;", AddMode::kDraft).ok());
+  AddRulesResult kept =
+      s.AddRules("update-3", "allow list;", AddMode::kDraftNarrowing, nullptr, "draft-b");
+  INFO(FormatDiagnostics(kept.source, kept.diagnostics));
+  REQUIRE(kept.ok());
+  CHECK(kept.diagnostics.Sorted().empty());
+  CHECK_FALSE(s.Check("pay", {{"recipient", "x"}}).allowed());
+}
+
 TEST_CASE("AddRules: rules added by update blocks keep their place") {
   auto program = MustLoad(
       "allow open update { allow pay when amount < 10; };\n"

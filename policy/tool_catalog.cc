@@ -9,7 +9,17 @@ const nlohmann::json* ToolCatalog::Find(const std::string& name) const {
   return it == tools_.end() ? nullptr : &it->second;
 }
 
-void ToolCatalog::Add(std::string name, nlohmann::json parameters) {
+std::string ToolCatalog::Description(const std::string& name) const {
+  auto it = descriptions_.find(name);
+  return it == descriptions_.end() ? std::string() : it->second;
+}
+
+void ToolCatalog::Add(std::string name, nlohmann::json parameters, std::string description) {
+  if (description.empty()) {
+    descriptions_.erase(name);
+  } else {
+    descriptions_[name] = std::move(description);
+  }
   tools_[std::move(name)] = std::move(parameters);
 }
 
@@ -32,7 +42,11 @@ Status AddEntry(const nlohmann::json& entry, size_t index, ToolCatalog* catalog)
     return InvalidArgumentError("the argument schema of `" + name + "` is not an object");
   }
   if (catalog->Contains(name)) return InvalidArgumentError("tool `" + name + "` is listed twice");
-  catalog->Add(name, std::move(schema));
+  std::string description;
+  if (tool->contains("description") && (*tool)["description"].is_string()) {
+    description = (*tool)["description"].get<std::string>();
+  }
+  catalog->Add(name, std::move(schema), std::move(description));
   return OkStatus();
 }
 

@@ -30,11 +30,16 @@ class ToolCatalog {
   bool Contains(const std::string& name) const { return Find(name) != nullptr; }
   const std::map<std::string, nlohmann::json>& tools() const { return tools_; }
 
+  // What the tools file says the tool does ("" when it says nothing); the
+  // drafter shows it to the model.
+  std::string Description(const std::string& name) const;
+
   // Adds or replaces a tool.
-  void Add(std::string name, nlohmann::json parameters);
+  void Add(std::string name, nlohmann::json parameters, std::string description = {});
 
  private:
   std::map<std::string, nlohmann::json> tools_;
+  std::map<std::string, std::string> descriptions_;
 };
 
 StatusOr<ToolCatalog> ToolCatalogFromJson(const nlohmann::json& document);

@@ -24,6 +24,26 @@ TEST_CASE("reads the three catalog forms") {
   }
 }
 
+TEST_CASE("keeps each tool's description for the drafter") {
+  json schema = {{"type", "object"}};
+  json openai = json::array(
+      {{{"type", "function"},
+        {"function",
+         {{"name", "send_money"}, {"description", "Sends money."}, {"parameters", schema}}}}});
+  json mcp = {{"tools", json::array({{{"name", "send_money"},
+                                      {"description", "Sends money."},
+                                      {"inputSchema", schema}}})}};
+  for (const json& doc : {openai, mcp}) {
+    StatusOr<ToolCatalog> catalog = ToolCatalogFromJson(doc);
+    REQUIRE(catalog.ok());
+    CHECK(catalog->Description("send_money") == "Sends money.");
+    CHECK(catalog->Description("other").empty());
+  }
+  StatusOr<ToolCatalog> bare = ToolCatalogFromJson(json{{"send_money", schema}});
+  REQUIRE(bare.ok());
+  CHECK(bare->Description("send_money").empty());
+}
+
 TEST_CASE("rejects malformed catalogs") {
   CHECK_FALSE(ToolCatalogFromJson(json(3)).ok());
   CHECK_FALSE(ToolCatalogFromJson(json::array({json(1)})).ok());
