@@ -1,10 +1,12 @@
 #include "cli/commands.h"
 
+#include <chrono>
 #include <fstream>
 #include <map>
 #include <optional>
 
 #include "adapters/log/decision_log.h"
+#include "cli/draft.h"
 #include "cli/policy_tests.h"
 #include "cli/replay.h"
 #include "cli/serve.h"
@@ -31,6 +33,10 @@ constexpr char kUsage[] =
     "  verify-log FILE [--expect-head HASH] [--json]\n"
     "  serve --policies DIR [--listen HOST:PORT] [--decision-log FILE] [--fsync] [--threads N]\n"
     "        [--max-sessions N] [--session-idle SECONDS] [--reload-interval MS]\n"
+    "        [--llm URL --model NAME [--protocol P] [--draft-format json|policy]]\n"
+    "  draft --tools FILE --query TEXT [--policy FILE] [--llm URL] [--model NAME]\n"
+    "        [--protocol openai|llama.cpp|anthropic|ollama] [--format json|policy]\n"
+    "        [--repairs N] [--timeout SECONDS] [--max-tokens N]\n"
     "See docs/cli.md.\n";
 
 // Flags of the form --name VALUE (repeatable ones collect every value), plus
@@ -340,11 +346,78 @@ int VerifyLogCommand(const std::vector<std::string>& args, std::ostream& out, st
   return RunVerifyLog(flags.positional[0], options, out, err);
 }
 
-int Serve(const std::vector<std::string>& args, std::ostream& err) {
+// Reads the model server flags shared by `draft` and `serve` over the
+// TOOLWARDEN_LLM_* environment; "" or a usage message.
+std::string LlmFlags(const Flags& flags, const char* format_flag, llm::LlmConfig* config) {
+  Status env = llm::ConfigFromEnvironment(config);
+  if (!env.ok()) return env.message();
+  if (auto v = flags.Get("llm")) config->endpoint.base_url = *v;
+  if (auto v = flags.Get("model")) config->endpoint.model = *v;
+  if (auto v = flags.Get("protocol")) {
+    StatusOr<llm::Protocol> protocol = llm::ParseProtocol(*v);
+    if (!protocol.ok()) return protocol.status().message();
+    config->endpoint.protocol = *protocol;
+  }
+  if (auto v = flags.Get(format_flag)) {
+    StatusOr<llm::DraftFormat> format = llm::ParseDraftFormat(*v);
+    if (!format.ok()) return format.status().message();
+    config->format = *format;
+  }
+  return "";
+}
+
+// A whole number in [min, max], or nullopt.
+std::optional<int64_t> Whole(const std::string& text, int64_t min, int64_t max) {
+  if (text.empty() || text.size() > 12 ||
+      text.find_first_not_of("0123456789") != std::string::npos) {
+    return std::nullopt;
+  }
+  const int64_t v = std::stoll(text);
+  if (v < min || v > max) return std::nullopt;
+  return v;
+}
+
+int Draft(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   Flags flags = ParseFlags(args, 1,
-                           {"policies", "listen", "decision-log", "threads", "max-sessions",
-                            "session-idle", "reload-interval"},
-                           {"fsync"});
+                           {"tools", "query", "policy", "llm", "model", "protocol", "format",
+                            "repairs", "timeout", "max-tokens"},
+                           {});
+  if (!flags.error.empty()) return Usage(err, flags.error);
+  if (!flags.positional.empty()) return Usage(err, "draft takes no positional arguments");
+  DraftOptions options;
+  std::optional<std::string> tools = flags.Get("tools");
+  std::optional<std::string> query = flags.Get("query");
+  if (!tools || !query) return Usage(err, "draft needs --tools FILE and --query TEXT");
+  options.tools_path = *tools;
+  options.query = *query;
+  options.policy_path = flags.Get("policy");
+  std::string problem = LlmFlags(flags, "format", &options.llm);
+  if (!problem.empty()) return Usage(err, problem);
+  if (auto v = flags.Get("repairs")) {
+    std::optional<int64_t> n = Whole(*v, 0, llm::kMaxRepairs);
+    if (!n) return Usage(err, "--repairs is 0 to " + std::to_string(llm::kMaxRepairs));
+    options.llm.max_repairs = static_cast<int>(*n);
+  }
+  if (auto v = flags.Get("timeout")) {
+    std::optional<int64_t> n = Whole(*v, 1, 3600);
+    if (!n) return Usage(err, "--timeout is 1 to 3600 seconds");
+    options.llm.transport.attempt_timeout = std::chrono::seconds(*n);
+    options.llm.transport.deadline = std::chrono::seconds(*n * 2);
+  }
+  if (auto v = flags.Get("max-tokens")) {
+    std::optional<int64_t> n = Whole(*v, 1, 1000000);
+    if (!n) return Usage(err, "--max-tokens is a positive number");
+    options.llm.max_tokens = static_cast<int>(*n);
+  }
+  return RunDraft(options, out, err);
+}
+
+int Serve(const std::vector<std::string>& args, std::ostream& err) {
+  Flags flags =
+      ParseFlags(args, 1,
+                 {"policies", "listen", "decision-log", "threads", "max-sessions", "session-idle",
+                  "reload-interval", "llm", "model", "protocol", "draft-format"},
+                 {"fsync"});
   if (!flags.error.empty()) return Usage(err, flags.error);
   if (!flags.positional.empty()) return Usage(err, "serve takes no positional arguments");
   std::optional<std::string> dir = flags.Get("policies");
@@ -382,6 +455,15 @@ int Serve(const std::vector<std::string>& args, std::ostream& err) {
   options.service.max_sessions = static_cast<size_t>(max_sessions);
   options.service.session_idle_timeout = std::chrono::seconds(idle);
   options.reload_interval = std::chrono::milliseconds(reload);
+  // The model server is optional: without one, requests for a draft get 400 no_llm.
+  llm::LlmConfig llm_config;
+  std::string problem = LlmFlags(flags, "draft-format", &llm_config);
+  if (!problem.empty()) return Usage(err, problem);
+  if (!llm_config.endpoint.base_url.empty() || !llm_config.endpoint.model.empty()) {
+    Status valid = llm::ValidateConfig(llm_config);
+    if (!valid.ok()) return Usage(err, valid.message());
+    options.service.llm = std::move(llm_config);
+  }
   return RunServe(options, err);
 }
 
@@ -399,6 +481,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     if (command == "replay") return Replay(args, out, err);
     if (command == "verify-log") return VerifyLogCommand(args, out, err);
     if (command == "serve") return Serve(args, err);
+    if (command == "draft") return Draft(args, out, err);
     if (command == "help" || command == "--help" || command == "-h") {
       out << kUsage;
       return kExitOk;

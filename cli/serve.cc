@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <ctime>
 
+#include "adapters/llm/protocol.h"
 #include "adapters/log/decision_log.h"
 
 namespace toolwarden {
@@ -76,6 +77,11 @@ int RunServe(const ServeOptions& options, std::ostream& err) {
   }
   LogReload(*first, store, log.get(), err);
   service.CountReload(first->failed.empty());
+  if (options.service.llm) {
+    const llm::Endpoint& endpoint = options.service.llm->endpoint;  // never the API key
+    err << "toolwarden: drafting with model " << endpoint.model << " at " << endpoint.base_url
+        << " (" << llm::ProtocolName(endpoint.protocol) << ")\n";
+  }
 
   // Signals are taken synchronously here; the server's threads inherit the mask.
   sigset_t signals;

@@ -1,5 +1,7 @@
 // `toolwarden serve`: the HTTP sidecar (docs/sidecar.md) until SIGTERM or
 // SIGINT. SIGHUP reloads the policy directory at once; it is also polled.
+// With a model server (`service.llm`, from --llm/--model or TOOLWARDEN_LLM_*),
+// sessions may ask for drafted rules and their updates.
 #ifndef TOOLWARDEN_CLI_SERVE_H_
 #define TOOLWARDEN_CLI_SERVE_H_
 
@@ -16,7 +18,7 @@ namespace toolwarden {
 struct ServeOptions {
   std::string policies_dir;
   ServerOptions server;    // listen address, threads, HTTP limits
-  ServiceOptions service;  // sessions, body limit
+  ServiceOptions service;  // sessions, body limit, the model server (optional)
   std::optional<std::string> decision_log;
   bool fsync_each = false;  // fsync the log after every line
   std::chrono::milliseconds reload_interval = std::chrono::seconds(1);

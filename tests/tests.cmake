@@ -48,3 +48,9 @@ add_test(NAME sidecar_e2e
 add_test(NAME sidecar_load_smoke
          COMMAND ${Python3_EXECUTABLE} ${src}/bench/sidecar_load.py
                  --toolwarden $<TARGET_FILE:toolwarden> --duration 1 --long 0 --sessions 200)
+
+# `toolwarden draft` as a process against the fake model server (tests/llm/fake_llm.py): the
+# drafted policies for AgentDojo's banking tasks are lint-clean, and failures print nothing.
+add_test(NAME draft_e2e
+         COMMAND ${Python3_EXECUTABLE} ${src}/tests/llm/draft_e2e.py
+                 --toolwarden $<TARGET_FILE:toolwarden>)
