@@ -23,6 +23,10 @@ struct Service::Entry {
   std::string policy_name;  // "" for inline source
   std::atomic<int64_t> last_used_ns{0};
   uint64_t rule_sets = 0;  // AddRules calls so far, for default names; guarded by mutex
+  // How drafted rules are updated after results; nullopt when they are not.
+  // Both guarded by mutex.
+  std::optional<llm::UpdateMode> update_mode;
+  std::optional<llm::RulesChange> pending_update;  // kAsk: waits for POST .../update
 
   Entry(std::shared_ptr<const Program> program, std::string query, std::vector<std::string> trusted,
         std::string name)
@@ -174,7 +178,9 @@ HttpResponse ErrorResponse(int status, const std::string& code, const std::strin
 }
 
 Service::Service(PolicyStore* store, DecisionLog* log, ServiceOptions options)
-    : store_(store), log_(log), options_(options) {}
+    : store_(store), log_(log), options_(std::move(options)) {
+  if (options_.llm) drafter_ = std::make_unique<llm::Drafter>(*options_.llm, options_.llm_hooks);
+}
 
 Service::~Service() = default;
 
@@ -235,6 +241,7 @@ HttpResponse Service::Route(const HttpRequest& request) {
   if (action == "results") return Results(id, *body);
   if (action == "rules") return Rules(id, *body);
   if (action == "trusted") return Trusted(id, *body);
+  if (action == "update") return Update(id, *body);
   return ErrorResponse(404, "not_found", "no such endpoint: " + request.target);
 }
 
@@ -284,18 +291,49 @@ std::shared_ptr<const Program> ProgramOf(const json& body, PolicyStore* store, s
 }  // namespace
 
 HttpResponse Service::CreateSession(const json& body) {
-  std::string name, query, message;
+  std::string name, query, message, update_name;
   std::vector<std::string> trusted;
   if (!OptionalString(body, "query", &query, &message) ||
-      !TrustedValues(body, &trusted, &message)) {
+      !TrustedValues(body, &trusted, &message) ||
+      !OptionalString(body, "update", &update_name, &message)) {
     return ErrorResponse(400, "invalid_argument", message);
+  }
+  bool draft = false;
+  if (auto it = body.find("draft"); it != body.end() && !it->is_null()) {
+    if (!it->is_boolean()) {
+      return ErrorResponse(400, "invalid_argument", "`draft` must be a boolean");
+    }
+    draft = it->get<bool>();
+  }
+  std::optional<llm::UpdateMode> update_mode;
+  if (update_name.empty()) update_name = draft ? "narrow-only" : "off";
+  if (update_name != "off") {
+    StatusOr<llm::UpdateMode> parsed = llm::ParseUpdateMode(update_name);
+    if (!parsed.ok()) {
+      return ErrorResponse(400, "invalid_argument",
+                           "`update` must be \"off\", \"narrow-only\", \"ask\" or \"any\"");
+    }
+    if (!draft) {
+      return ErrorResponse(400, "invalid_argument",
+                           "`update` needs `draft`: only drafted rules are updated");
+    }
+    update_mode = *parsed;
+  }
+  if (draft && drafter_ == nullptr) {
+    return ErrorResponse(400, "no_llm",
+                         "drafting needs a model server: start the sidecar with --llm URL "
+                         "--model NAME");
   }
   std::optional<HttpResponse> error;
   std::shared_ptr<const Program> program = ProgramOf(body, store_, &name, &error);
   if (program == nullptr) return *error;
   auto entry = std::make_shared<Entry>(program, std::move(query), std::move(trusted), name);
+  entry->update_mode = update_mode;
   entry->last_used_ns = NowNs();
   std::string id = NewSessionId();
+  // Held until the draft is in: nothing can use the session before it (and
+  // only this request knows its id yet).
+  std::lock_guard<std::mutex> session_lock(entry->mutex);
   {
     std::unique_lock<std::mutex> lock(sessions_mutex_);
     if (sessions_.size() >= options_.max_sessions) {
@@ -321,10 +359,36 @@ HttpResponse Service::CreateSession(const json& body) {
   log_entry["policy_name"] = name;
   log_entry["policy"] = program->hash();
   log_entry["query"] = entry->session.query();
+  if (draft) {
+    log_entry["draft"] = true;
+    log_entry["update"] = update_name;
+  }
   if (!Log(std::move(log_entry))) {
     std::lock_guard<std::mutex> lock(sessions_mutex_);
     sessions_.erase(id);
     return ErrorResponse(503, "unavailable", "the decision log cannot be written");
+  }
+  if (draft) {
+    bool log_failed = false;
+    llm::DraftOutcome drafted =
+        drafter_->Draft(entry->session, "draft", LogGate(id, program->hash(), false, &log_failed));
+    if (log_failed) {
+      drafted.status =
+          Status(StatusCode::kUnavailable,
+                 "the decision log cannot be written; the drafted rules were not added");
+    }
+    if (!drafted.ok()) {
+      // Nothing changed; the log says why, as far as it can.
+      ordered_json failed;
+      failed["kind"] = "draft-failed";
+      failed["session"] = id;
+      failed["error"] = drafted.status.message();
+      failed["problems"] = drafted.problems;
+      failed["model_calls"] = drafted.model_calls;
+      Log(std::move(failed));
+    }
+    out["draft"] = llm::DraftOutcomeToJson(drafted);
+    entry->last_used_ns = NowNs();
   }
   return JsonResponse(201, out);
 }
@@ -447,7 +511,124 @@ HttpResponse Service::Results(const std::string& id, const json& body) {
   }
   Status status = entry->session.AttachResult(index, result);
   if (!status.ok()) return StatusResponse(status);
-  return JsonResponse(200, ordered_json::object());
+  ordered_json out = ordered_json::object();
+  if (entry->update_mode && drafter_ != nullptr && !entry->session.drafted().empty()) {
+    out["update"] = UpdateAfterResult(*entry, id, index);
+  }
+  return JsonResponse(200, out);
+}
+
+namespace {
+
+// The decision log's form of a rules change: {"kind": KIND, "session",
+// "change": "draft"|"update", then the change's other fields}.
+ordered_json ChangeLogEntry(const char* kind, const std::string& session,
+                            const llm::RulesChange& change) {
+  ordered_json entry;
+  entry["kind"] = kind;
+  entry["session"] = session;
+  const ordered_json fields = llm::RulesChangeToJson(change);
+  for (const auto& [key, value] : fields.items()) entry[key == "kind" ? "change" : key] = value;
+  return entry;
+}
+
+}  // namespace
+
+llm::ChangeGate Service::LogGate(const std::string& id, std::string policy_before, bool approved,
+                                 bool* log_failed) {
+  return [this, id, policy_before = std::move(policy_before), approved,
+          log_failed](const llm::RulesChange& change) {
+    ordered_json entry = ChangeLogEntry("rules-change", id, change);
+    entry["policy_before"] = policy_before;
+    if (approved) entry["approved"] = true;
+    const bool logged = Log(std::move(entry));
+    if (!logged) *log_failed = true;
+    return logged;
+  };
+}
+
+ordered_json Service::UpdateAfterResult(Entry& entry, const std::string& id, size_t call) {
+  Session& session = entry.session;
+  bool log_failed = false;
+  llm::UpdateOutcome update =
+      drafter_->Update(session, call, *entry.update_mode,
+                       LogGate(id, session.program()->hash(), false, &log_failed));
+  entry.last_used_ns = NowNs();
+  using Result = llm::UpdateOutcome::Result;
+  if (log_failed) {
+    update.result = Result::kFailed;
+    update.status = Status(StatusCode::kUnavailable,
+                           "the decision log cannot be written; the update was not applied");
+    return llm::UpdateOutcomeToJson(update);
+  }
+  if (update.result == Result::kApplied) {
+    // A pending update replaces rules that no longer decide: it can never apply.
+    entry.pending_update.reset();
+    return llm::UpdateOutcomeToJson(update);
+  }
+  // Nothing changed; the log records what the model proposed and why not.
+  ordered_json log_entry;
+  log_entry["kind"] = "update";
+  log_entry["session"] = id;
+  log_entry["call"] = call;
+  const ordered_json outcome = llm::UpdateOutcomeToJson(update);
+  for (const auto& [key, value] : outcome.items()) log_entry[key] = value;
+  const bool logged = Log(std::move(log_entry));
+  if (update.result == Result::kPending) {
+    if (logged) {
+      entry.pending_update = update.change;  // one at a time: the newest wins
+    } else {
+      update.result = Result::kFailed;
+      update.status =
+          Status(StatusCode::kUnavailable,
+                 "the decision log cannot be written; the update was not kept for approval");
+    }
+  }
+  return llm::UpdateOutcomeToJson(update);
+}
+
+HttpResponse Service::Update(const std::string& id, const json& body) {
+  auto approve = body.find("approve");
+  if (approve == body.end() || !approve->is_boolean()) {
+    return ErrorResponse(400, "invalid_argument", "`approve` must be a boolean");
+  }
+  std::shared_ptr<Entry> entry = Find(id);
+  if (entry == nullptr) return ErrorResponse(404, "not_found", "no session `" + id + "`");
+  std::lock_guard<std::mutex> lock(entry->mutex);
+  if (!entry->pending_update || drafter_ == nullptr) {
+    return ErrorResponse(409, "no_pending_update", "session `" + id + "` has no pending update");
+  }
+  const llm::RulesChange pending = *entry->pending_update;
+  Session& session = entry->session;
+  if (!approve->get<bool>()) {
+    ordered_json log_entry = ChangeLogEntry("update-review", id, pending);
+    log_entry["approved"] = false;
+    log_entry["result"] = "rejected";
+    if (!Log(std::move(log_entry))) {
+      return ErrorResponse(503, "unavailable", "the decision log cannot be written");
+    }
+    entry->pending_update.reset();
+    ordered_json out;
+    out["result"] = "rejected";
+    out["change"] = llm::RulesChangeToJson(pending);
+    return JsonResponse(200, out);
+  }
+  bool log_failed = false;
+  llm::UpdateOutcome applied =
+      drafter_->Apply(session, pending, LogGate(id, session.program()->hash(), true, &log_failed));
+  if (log_failed) {
+    // Still pending: the person may approve it again once the log can grow.
+    return ErrorResponse(503, "unavailable", "the decision log cannot be written");
+  }
+  entry->pending_update.reset();
+  if (!applied.status.ok()) {
+    ordered_json log_entry = ChangeLogEntry("update-review", id, pending);
+    log_entry["approved"] = true;
+    log_entry["result"] = "failed";
+    log_entry["error"] = applied.status.message();
+    Log(std::move(log_entry));
+  }
+  return JsonResponse(200, llm::UpdateOutcomeToJson(applied));
 }
 
 HttpResponse Service::Rules(const std::string& id, const json& body) {
@@ -550,6 +731,10 @@ HttpResponse Service::State(const std::string& id) {
   out["history"] = std::move(history);
   out["added_rules"] = s.added_rules();
   out["trusted"] = s.trusted_values();
+  out["drafted"] = s.drafted();
+  out["update_mode"] = entry->update_mode ? llm::UpdateModeName(*entry->update_mode) : "off";
+  out["pending_update"] = entry->pending_update ? llm::RulesChangeToJson(*entry->pending_update)
+                                                : ordered_json(nullptr);
   return JsonResponse(200, out);
 }
 

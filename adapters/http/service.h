@@ -12,6 +12,14 @@
 // parallel. Every decision is appended to the decision log before its response
 // is returned; a decision that cannot be logged is answered with 503, so the
 // host treats it as denied. Handle() is thread-safe and never throws.
+//
+// With a model server (ServiceOptions::llm), a session may be drafted when it
+// is created ({"draft": true}) and its drafted rules updated after each result
+// ({"update": MODE}); see llm::Drafter. A change of the rules is written to the
+// log before it takes effect; a failed draft or update changes nothing (fail
+// closed). The model is asked while the session's lock is held: requests to
+// that session wait for it, other sessions go on, and the request occupies one
+// of the server's threads for the model's latency.
 #ifndef TOOLWARDEN_ADAPTERS_HTTP_SERVICE_H_
 #define TOOLWARDEN_ADAPTERS_HTTP_SERVICE_H_
 
@@ -22,10 +30,13 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
 #include "adapters/http/policy_store.h"
+#include "adapters/llm/drafter.h"
+#include "adapters/llm/transport.h"
 #include "adapters/log/decision_log.h"
 #include "interpreter/decision.h"
 #include "nlohmann/json.hpp"
@@ -45,6 +56,11 @@ struct ServiceOptions {
   size_t max_sessions = kMaxSessions;
   std::chrono::milliseconds session_idle_timeout = std::chrono::minutes(30);
   size_t max_body_bytes = kMaxBodyBytes;
+  // The model server that drafts and updates sessions' rules; without it a
+  // request for a draft gets 400 `no_llm`.
+  std::optional<llm::LlmConfig> llm;
+  // Time, sleep and jitter of the model server's transport (tests only).
+  llm::TransportHooks llm_hooks;
 };
 
 struct HttpRequest {
@@ -89,6 +105,7 @@ class Service {
   HttpResponse Results(const std::string& id, const nlohmann::json& body);
   HttpResponse Rules(const std::string& id, const nlohmann::json& body);
   HttpResponse Trusted(const std::string& id, const nlohmann::json& body);
+  HttpResponse Update(const std::string& id, const nlohmann::json& body);
   HttpResponse State(const std::string& id);
   HttpResponse DeleteSession(const std::string& id);
   HttpResponse StatelessDecide(const nlohmann::json& body);
@@ -98,11 +115,19 @@ class Service {
   std::shared_ptr<Entry> Find(const std::string& id);
   // Logs `entry` (kind, session, ...); false when the log could not take it.
   bool Log(nlohmann::ordered_json entry);
+  // The gate drafted rules pass before session `id` takes them: it writes a
+  // `rules-change` entry and sets `*log_failed` when the log cannot take it.
+  llm::ChangeGate LogGate(const std::string& id, std::string policy_before, bool approved,
+                          bool* log_failed);
+  // Progent's update after call `call` of a drafted session got its result;
+  // the outcome as JSON. Called with the entry's lock held.
+  nlohmann::ordered_json UpdateAfterResult(Entry& entry, const std::string& id, size_t call);
   void CountDecision(Outcome outcome, int64_t nanos);
 
   PolicyStore* store_;
   DecisionLog* log_;
   ServiceOptions options_;
+  std::unique_ptr<llm::Drafter> drafter_;  // null without a model server
 
   mutable std::mutex sessions_mutex_;
   std::unordered_map<std::string, std::shared_ptr<Entry>> sessions_;

@@ -6,7 +6,9 @@ and checks: sessions and decisions over keep-alive HTTP from several threads,
 hot reload (a good file swaps in, a bad file keeps the last good version and
 shows in /healthz and the log, SIGHUP reloads at once), bad input over the wire,
 and a SIGTERM shutdown that exits 0 with every decision in a log that
-`toolwarden verify-log` accepts.
+`toolwarden verify-log` accepts. Then a second sidecar drafting with a model
+(`--llm` pointing at tests/llm/fake_llm.py): a drafted session, a decision the
+draft allows, a result, and the update it triggers, all in the log.
 
 usage: sidecar_e2e.py --toolwarden PATH
 """
@@ -29,11 +31,40 @@ allow pay when amount <= 100;
 """
 
 
+BANK_POLICY = """policy bank;
+tools "bank.tools.json";
+allow get_balance;
+forbid send_money when amount > 1000;
+"""
+
+BANK_TOOLS = [
+    {"name": "get_balance", "description": "The balance.",
+     "parameters": {"type": "object", "properties": {}}},
+    {"name": "read_file", "description": "Reads a file.",
+     "parameters": {"type": "object", "properties": {"path": {"type": "string"}},
+                    "required": ["path"]}},
+    {"name": "send_money", "description": "Sends money.",
+     "parameters": {"type": "object",
+                    "properties": {"recipient": {"type": "string"}, "amount": {"type": "number"}},
+                    "required": ["recipient", "amount"]}},
+]
+
+FAKE_LLM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "llm", "fake_llm.py")
+
+
+def progent_rules(recipients):
+    """A model reply in Progent's form allowing read_file and send_money to `recipients`."""
+    rules = [{"name": "read_file", "args": {}},
+             {"name": "send_money", "args": {"recipient": {"enum": recipients},
+                                             "amount": {"minimum": None, "maximum": 100}}}]
+    return {"reply": {"content": json.dumps({"rules": rules}), "finish": "stop"}}
+
+
 class Sidecar:
-    def __init__(self, binary, policy_dir, log_path):
+    def __init__(self, binary, policy_dir, log_path, extra=()):
         self.proc = subprocess.Popen(
             [binary, "serve", "--policies", policy_dir, "--listen", "127.0.0.1:0",
-             "--decision-log", log_path, "--reload-interval", "100"],
+             "--decision-log", log_path, "--reload-interval", "100"] + list(extra),
             stderr=subprocess.PIPE, text=True)
         self.stderr_lines = []
         line = self.proc.stderr.readline()
@@ -80,6 +111,87 @@ def wait_for(predicate, seconds=5.0):
             return True
         time.sleep(0.05)
     return False
+
+
+def drafting(binary, work):
+    """A sidecar with --llm against a real fake_llm.py process."""
+    policy_dir = os.path.join(work, "bank")
+    os.mkdir(policy_dir)
+    with open(os.path.join(policy_dir, "bank.policy"), "w") as f:
+        f.write(BANK_POLICY)
+    with open(os.path.join(policy_dir, "bank.tools.json"), "w") as f:
+        json.dump(BANK_TOOLS, f)
+    script_path = os.path.join(work, "script.json")
+    record_path = os.path.join(work, "record.jsonl")
+    with open(script_path, "w") as f:
+        json.dump({"steps": [progent_rules(["GB1", "GB2"]),
+                             {"reply": {"content": '{"update": true}', "finish": "stop"}},
+                             progent_rules(["GB1"])],
+                   "repeat_last": True}, f)  # repairs, if any, get the same answer
+    fake = subprocess.Popen([sys.executable, FAKE_LLM, "--script", script_path,
+                             "--record", record_path, "--port", "0"],
+                            stdout=subprocess.PIPE, text=True)
+    sidecar = None
+    try:
+        port = int(fake.stdout.readline())
+        log_path = os.path.join(work, "drafting.jsonl")
+        # The environment names the model; the flags win over it.
+        os.environ["TOOLWARDEN_LLM_MODEL"] = "from-environment"
+        sidecar = Sidecar(binary, policy_dir, log_path,
+                          ["--llm", "http://127.0.0.1:%d" % port, "--model", "fake"])
+        del os.environ["TOOLWARDEN_LLM_MODEL"]
+        check(any("drafting with model fake" in line for line in sidecar.stderr_lines),
+              "serve says which model drafts: %s" % sidecar.stderr_lines)
+        conn = sidecar.connect()
+        status, created = request(conn, "POST", "/v1/sessions",
+                                  {"policy": "bank", "query": "Pay GB1 or GB2, as rent.txt says",
+                                   "draft": True})
+        check(status == 201 and created.get("draft", {}).get("ok") is True,
+              "a drafted session: %s %s" % (status, created))
+        s = "/v1/sessions/%s" % created.get("session")
+        status, d = request(conn, "POST", s + "/decide",
+                            {"tool": "send_money", "args": {"recipient": "GB2", "amount": 50}})
+        check(status == 200 and d.get("decision") == "allow", "the draft allows GB2: %s" % d)
+        status, d = request(conn, "POST", s + "/decide",
+                            {"tool": "read_file", "args": {"path": "rent.txt"}})
+        check(d.get("decision") == "allow", "the draft allows read_file: %s" % d)
+        status, attached = request(conn, "POST", s + "/results",
+                                   {"call": d.get("call"), "result": "Pay GB1."})
+        update = attached.get("update", {}) if status == 200 else {}
+        check(update.get("result") == "applied", "the narrowing update applies: %s" % attached)
+        status, d = request(conn, "POST", s + "/check",
+                            {"tool": "send_money", "args": {"recipient": "GB2", "amount": 50}})
+        check(d.get("decision") == "deny", "after the update GB2 is denied: %s" % d)
+        status, state = request(conn, "GET", s)
+        check(state.get("update_mode") == "narrow-only" and state.get("pending_update") is None
+              and state.get("drafted") == [(update.get("change") or {}).get("name")],
+              "the session state shows the drafted rules: %s" % state)
+        # A session without a draft works beside the drafted one.
+        status, plain = request(conn, "POST", "/v1/sessions", {"policy": "bank"})
+        check(status == 201 and "draft" not in plain, "a plain session beside the drafted one")
+        conn.close()
+        with open(record_path) as f:
+            sent = [json.loads(line) for line in f]
+        check(len(sent) >= 3 and all(r["body"].get("model") == "fake" for r in sent),
+              "the draft and both update steps asked the flag's model")
+        sidecar.proc.send_signal(signal.SIGTERM)
+        check(sidecar.proc.wait(timeout=10) == 0, "the drafting sidecar exits 0")
+        sidecar.reader.join(timeout=5)
+        with open(log_path) as f:
+            entries = [json.loads(line) for line in f]
+        changes = [e for e in entries if e["kind"] == "rules-change"]
+        check([c["change"] for c in changes] == ["draft", "update"], "the log has both changes")
+        check(len(changes) == 2 and changes[1]["before"] == changes[0]["after"],
+              "the update's `before` is the draft")
+        verify = subprocess.run([binary, "verify-log", log_path], capture_output=True, text=True)
+        check(verify.returncode == 0, "verify-log of the drafting log: %s" % verify.stdout)
+    finally:
+        os.environ.pop("TOOLWARDEN_LLM_MODEL", None)
+        if sidecar is not None and sidecar.proc.poll() is None:
+            sidecar.proc.kill()
+            sidecar.proc.wait()
+        fake.terminate()
+        fake.wait(timeout=10)
 
 
 def main():
@@ -179,6 +291,8 @@ def main():
         verify = subprocess.run([args.toolwarden, "verify-log", log_path], capture_output=True, text=True)
         check(verify.returncode == 0 and "chain intact" in verify.stdout,
               "verify-log: %s %s" % (verify.stdout, verify.stderr))
+
+        drafting(args.toolwarden, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if FAILURES:
