@@ -1,6 +1,8 @@
 # The C API: libtoolwarden.so (exporting the tw_* functions of toolwarden.h and
 # nothing else), its header, a pkg-config file and a CMake package
 # (find_package(toolwarden) -> toolwarden::toolwarden). See docs/c-api.md.
+# Included after adapters/llm/llm.cmake: the library drafts rules in-process
+# (tw_session_draft), so it links toolwarden_llm and, through it, libcurl.
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
@@ -13,7 +15,7 @@ set(TW_C_VERSION_SCRIPT ${PROJECT_BINARY_DIR}/toolwarden_c.map)
 file(CONFIGURE OUTPUT ${TW_C_VERSION_SCRIPT} CONTENT "TOOLWARDEN_0 {\n  global: tw_*;\n  local: *;\n};\n")
 
 add_library(toolwarden_c SHARED ${TW_C_DIR}/toolwarden.cc)
-target_link_libraries(toolwarden_c PRIVATE toolwarden_interpreter)
+target_link_libraries(toolwarden_c PRIVATE toolwarden_interpreter toolwarden_llm)
 target_include_directories(toolwarden_c PUBLIC
   $<BUILD_INTERFACE:${TW_C_DIR}> $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
 target_compile_definitions(toolwarden_c PRIVATE TOOLWARDEN_VERSION="${PROJECT_VERSION}")
@@ -76,7 +78,10 @@ install(FILES ${PROJECT_BINARY_DIR}/toolwardenConfig.cmake
 # Catch2 set-up comes later in CMakeLists.txt.
 if(TOOLWARDEN_BUILD_TESTS)
   function(toolwarden_c_api_tests)
-    add_executable(c_api_test ${TW_C_DIR}/c_api_test.cc)
+    # tests/llm/fake_llm.cc starts the fake model server (tests/llm/fake_llm.py) for the
+    # drafting tests; it uses nothing of the engine, so the test still links only the library.
+    add_executable(c_api_test ${TW_C_DIR}/c_api_test.cc ${PROJECT_SOURCE_DIR}/tests/llm/fake_llm.cc)
+    target_include_directories(c_api_test PRIVATE ${PROJECT_SOURCE_DIR})
     target_link_libraries(c_api_test PRIVATE toolwarden_catch_main toolwarden_c
                                              nlohmann_json::nlohmann_json Threads::Threads)
     target_compile_options(c_api_test PRIVATE ${TW_WARNINGS})

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <memory>
@@ -14,11 +16,13 @@
 #include <vector>
 
 #include "nlohmann/json.hpp"
+#include "tests/llm/fake_llm.h"
 #include "toolwarden.h"
 
 namespace {
 
 using nlohmann::json;
+using toolwarden::testing::FakeLlm;
 
 const std::string kSourceDir = TOOLWARDEN_SOURCE_DIR;
 const std::string kBankingPolicy = kSourceDir + "/policies/examples/banking.policy";
@@ -531,6 +535,16 @@ TEST_CASE("NULL arguments give TW_INVALID_ARGUMENT, never a crash") {
     check_out("mode");
     CHECK(invalid(tw_session_state(nullptr, out)));
     check_out("session");
+    CHECK(invalid(tw_session_draft(nullptr, "{}", out)));
+    check_out("session");
+    CHECK(invalid(tw_session_update(nullptr, 0, "any", "{}", out)));
+    check_out("session");
+    CHECK(invalid(tw_session_update(session.get(), 0, nullptr, "{}", out)));
+    check_out("mode");
+    CHECK(invalid(tw_session_apply_update(nullptr, "{}", nullptr, out)));
+    check_out("session");
+    CHECK(invalid(tw_session_apply_update(session.get(), nullptr, nullptr, out)));
+    check_out("change_json");
   }
   CHECK(State(session.get()).body["history"].empty());
   CHECK(State(session.get()).body["trusted"].empty());
@@ -792,6 +806,359 @@ TEST_CASE("the conformance corpus through the C API") {
   WARN("conformance through the C API: " << files.size() << " files, " << passed << " passed, "
                                          << failures.size() << " failed, " << skipped
                                          << " skipped");
+}
+
+// ---- drafting, against tests/llm/fake_llm.py ---------------------------------
+
+// The banking tools with no rules of their own: whatever is allowed, a draft allowed.
+constexpr char kDraftPolicy[] =
+    "policy drafted;\n"
+    "tools \"banking.tools.json\";\n"
+    "default block \"blocked: {reason}\";\n";
+const std::string kIban = "GB29NWBK60161331926819";
+const std::string kOtherIban = "US133000000121212121212";
+
+// A Progent-form reply: get_balance (if `balance`), and send_money to
+// `recipients` up to `maximum`.
+std::string ProgentReply(bool balance, const std::vector<std::string>& recipients, int maximum) {
+  json rules = json::array();
+  if (balance) rules.push_back({{"name", "get_balance"}, {"args", json::object()}});
+  rules.push_back({{"name", "send_money"},
+                   {"args",
+                    {{"recipient", {{"enum", recipients}}},
+                     {"amount", {{"minimum", nullptr}, {"maximum", maximum}}}}}});
+  return json{{"rules", rules}}.dump();
+}
+
+// The draft, a narrower update and a wider one. The updates leave out
+// get_balance: an update that keeps a rule of the draft unchanged draws a
+// spurious "this rule can never decide" warning from the check against the
+// draft it replaces, which costs repairs.
+const std::string kDraftReply = ProgentReply(true, {kIban}, 100);
+const std::string kNarrowerReply = ProgentReply(false, {kIban}, 50);
+const std::string kWiderReply = ProgentReply(false, {kIban, kOtherIban}, 100);
+
+json ReplyStep(const std::string& content) {
+  return {{"reply", {{"content", content}, {"finish", "stop"}}}};
+}
+
+std::string Settings(const FakeLlm& fake, int timeout_ms = 10000) {
+  return json{{"url", fake.url()}, {"model", "fake"}, {"timeout_ms", timeout_ms}}.dump();
+}
+
+std::string Pay(const std::string& recipient, double amount) {
+  return json{
+      {"recipient", recipient}, {"amount", amount}, {"subject", "rent"}, {"date", "2024-01-01"}}
+      .dump();
+}
+
+PolicyPtr DraftPolicy() {
+  PolicyPtr policy;
+  const std::string base = kSourceDir + "/policies/examples";
+  tw_policy* raw = nullptr;
+  Reply reply = Capture([&](char** out) {
+    return tw_policy_from_text("drafted.policy", kDraftPolicy, sizeof(kDraftPolicy) - 1,
+                               base.c_str(), nullptr, &raw, out);
+  });
+  INFO(reply.body.dump());
+  REQUIRE(reply.ok());
+  policy.reset(raw);
+  return policy;
+}
+
+Reply Draft(tw_session* session, const std::string& settings) {
+  return Capture([&](char** out) { return tw_session_draft(session, settings.c_str(), out); });
+}
+
+Reply Update(tw_session* session, size_t call, const char* mode, const std::string& settings) {
+  return Capture(
+      [&](char** out) { return tw_session_update(session, call, mode, settings.c_str(), out); });
+}
+
+Reply ApplyUpdate(tw_session* session, const std::string& change, const char* settings = nullptr) {
+  return Capture(
+      [&](char** out) { return tw_session_apply_update(session, change.c_str(), settings, out); });
+}
+
+std::string DecisionOf(tw_session* session, const std::string& args) {
+  Reply reply = Check(session, "send_money", args);
+  REQUIRE(reply.ok());
+  return reply.body["decision"].get<std::string>();
+}
+
+// A drafted session with one allowed get_balance call whose result is attached.
+void DraftAndCall(tw_session* session, const FakeLlm& fake) {
+  Reply drafted = Draft(session, Settings(fake));
+  INFO(drafted.body.dump());
+  REQUIRE(drafted.ok());
+  REQUIRE(drafted.body["ok"] == true);
+  Reply call = Decide(session, "get_balance", "{}");
+  REQUIRE(call.body["decision"] == "allow");
+  REQUIRE(call.body["call"] == 0);
+  char* out = nullptr;
+  REQUIRE(tw_session_attach_result(session, 0, R"({"balance": 1810})", &out) == TW_OK);
+  tw_free(out);
+}
+
+TEST_CASE("tw_session_draft adds the model's rules, and decisions follow them") {
+  auto fake = FakeLlm::Start({{"steps", {ReplyStep(kDraftReply)}}});
+  PolicyPtr policy = DraftPolicy();
+  SessionPtr session = MustStart(policy.get(), "Pay 100 to GB29NWBK60161331926819");
+  const json before = State(session.get()).body["policy"];
+  CHECK(Decide(session.get(), "send_money", Pay(kIban, 50)).body["decision"] == "deny");
+
+  Reply drafted = Draft(session.get(), Settings(*fake));
+  INFO(drafted.body.dump());
+  REQUIRE(drafted.ok());
+  CHECK(drafted.body["ok"] == true);
+  CHECK(drafted.body["name"] == "draft");
+  CHECK(drafted.body["model_calls"] == 1);
+  CHECK(drafted.body["rules"].get<std::string>().find("allow send_money") != std::string::npos);
+  REQUIRE(drafted.body["rule_ids"].size() == 2);
+  CHECK(drafted.body["policy"] != before);
+  CHECK(State(session.get()).body["policy"] == drafted.body["policy"]);
+  CHECK(State(session.get()).body["drafted"] == json{"draft"});
+
+  Reply allowed = Decide(session.get(), "send_money", Pay(kIban, 50));
+  CHECK(allowed.body["decision"] == "allow");
+  CHECK(allowed.body["rule"]["id"].get<std::string>().rfind("draft:", 0) == 0);
+  CHECK(Decide(session.get(), "send_money", Pay(kIban, 500)).body["decision"] == "deny");
+  CHECK(Decide(session.get(), "send_money", Pay(kOtherIban, 50)).body["decision"] == "deny");
+  CHECK(Decide(session.get(), "get_balance", "{}").body["decision"] == "allow");
+  CHECK(Decide(session.get(), "get_iban", "{}").body["decision"] == "deny");
+
+  const std::vector<json> sent = fake->Requests();
+  REQUIRE(sent.size() == 1);
+  CHECK(sent[0]["path"] == "/v1/chat/completions");
+  CHECK(sent[0]["body"]["model"] == "fake");
+
+  SECTION("a second draft is refused before any model call") {
+    Reply again = Draft(session.get(), Settings(*fake));
+    CHECK(again.status == TW_FAILED_PRECONDITION);
+    CHECK(fake->Requests().size() == 1);
+  }
+}
+
+TEST_CASE("a failing model server leaves the session's rules as they were") {
+  // 500s, retried at once (retry-after-ms: 0) until the transport gives up.
+  json failure = {{"status", 500},
+                  {"headers", {{"retry-after-ms", "0"}}},
+                  {"json", {{"error", {{"message", "overloaded"}, {"type", "server_error"}}}}}};
+  auto fake = FakeLlm::Start({{"steps", {failure}}, {"repeat_last", true}});
+  PolicyPtr policy = DraftPolicy();
+  SessionPtr session = MustStart(policy.get(), "Pay 100 to GB29NWBK60161331926819");
+  const json before = State(session.get()).body["policy"];
+
+  const auto start = std::chrono::steady_clock::now();
+  Reply drafted = Draft(session.get(), Settings(*fake, 500));
+  INFO(drafted.body.dump());
+  REQUIRE(drafted.ok());
+  CHECK(drafted.body["ok"] == false);
+  CHECK(drafted.body["error"].get<std::string>().find("overloaded") != std::string::npos);
+  CHECK(drafted.body["model_calls"] == 1);
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(10));
+  CHECK(fake->Requests().size() >= 2);  // retried
+
+  CHECK(State(session.get()).body["policy"] == before);
+  CHECK(State(session.get()).body["drafted"] == json::array());
+  CHECK(Decide(session.get(), "send_money", Pay(kIban, 50)).body["decision"] == "deny");
+  CHECK(Decide(session.get(), "get_balance", "{}").body["decision"] == "deny");
+
+  SECTION("and a dead one too") {
+    const std::string dead =
+        json{{"url", "http://127.0.0.1:1"}, {"model", "fake"}, {"timeout_ms", 200}}.dump();
+    Reply reply = Draft(session.get(), dead);
+    REQUIRE(reply.ok());
+    CHECK(reply.body["ok"] == false);
+    CHECK(State(session.get()).body["policy"] == before);
+  }
+}
+
+TEST_CASE("tw_session_update applies a narrower update in narrow-only mode") {
+  auto fake = FakeLlm::Start(
+      {{"steps",
+        {ReplyStep(kDraftReply), ReplyStep(R"({"update": true})"), ReplyStep(kNarrowerReply)}}});
+  PolicyPtr policy = DraftPolicy();
+  SessionPtr session = MustStart(policy.get(), "Pay GB29NWBK60161331926819 what I owe");
+  DraftAndCall(session.get(), *fake);
+  CHECK(DecisionOf(session.get(), Pay(kIban, 80)) == "allow");
+
+  Reply updated = Update(session.get(), 0, "narrow-only", Settings(*fake));
+  INFO(updated.body.dump());
+  REQUIRE(updated.ok());
+  CHECK(updated.body["result"] == "applied");
+  CHECK(updated.body["model_calls"] == 2);
+  const json& change = updated.body["change"];
+  CHECK(change["kind"] == "update");
+  CHECK(change["replaces"] == "draft");
+  CHECK(change["mode"] == "narrow-only");
+  CHECK(change["policy"] == State(session.get()).body["policy"]);
+  CHECK(State(session.get()).body["drafted"] == json{change["name"]});
+  CHECK(DecisionOf(session.get(), Pay(kIban, 80)) == "deny");
+  CHECK(DecisionOf(session.get(), Pay(kIban, 40)) == "allow");
+  CHECK(Check(session.get(), "get_balance", "{}").body["decision"] == "deny");  // left out
+
+  // The first question was asked without the result; the second showed it.
+  const std::vector<json> sent = fake->Requests();
+  REQUIRE(sent.size() == 3);
+  CHECK(sent[1]["body"].dump().find("1810") == std::string::npos);
+  CHECK(sent[2]["body"].dump().find("1810") != std::string::npos);
+}
+
+TEST_CASE("tw_session_update refuses a widening update in narrow-only mode") {
+  auto fake = FakeLlm::Start(
+      {{"steps",
+        {ReplyStep(kDraftReply), ReplyStep(R"({"update": true})"), ReplyStep(kWiderReply)}}});
+  PolicyPtr policy = DraftPolicy();
+  SessionPtr session = MustStart(policy.get(), "Pay GB29NWBK60161331926819 what I owe");
+  DraftAndCall(session.get(), *fake);
+  const json before = State(session.get()).body["policy"];
+
+  Reply updated = Update(session.get(), 0, "narrow-only", Settings(*fake));
+  INFO(updated.body.dump());
+  REQUIRE(updated.ok());
+  CHECK(updated.body["result"] == "refused");
+  CHECK(updated.body["change"]["after"].get<std::string>().find(kOtherIban) != std::string::npos);
+  CHECK_FALSE(updated.body["problems"].empty());
+  CHECK(State(session.get()).body["policy"] == before);
+  CHECK(DecisionOf(session.get(), Pay(kOtherIban, 50)) == "deny");
+  CHECK(DecisionOf(session.get(), Pay(kIban, 80)) == "allow");
+}
+
+TEST_CASE("an update the model says is not needed changes nothing") {
+  auto fake =
+      FakeLlm::Start({{"steps", {ReplyStep(kDraftReply), ReplyStep(R"({"update": false})")}}});
+  PolicyPtr policy = DraftPolicy();
+  SessionPtr session = MustStart(policy.get(), "Pay GB29NWBK60161331926819 what I owe");
+  DraftAndCall(session.get(), *fake);
+  const json before = State(session.get()).body["policy"];
+  Reply updated = Update(session.get(), 0, "any", Settings(*fake));
+  INFO(updated.body.dump());
+  REQUIRE(updated.ok());
+  CHECK(updated.body["result"] == "no-update");
+  CHECK(updated.body["change"].is_null());
+  CHECK(State(session.get()).body["policy"] == before);
+  CHECK(fake->Requests().size() == 2);
+}
+
+TEST_CASE("a pending update applies with tw_session_apply_update, once") {
+  auto fake = FakeLlm::Start(
+      {{"steps",
+        {ReplyStep(kDraftReply), ReplyStep(R"({"update": true})"), ReplyStep(kWiderReply)}}});
+  PolicyPtr policy = DraftPolicy();
+  SessionPtr session = MustStart(policy.get(), "Pay GB29NWBK60161331926819 what I owe");
+  DraftAndCall(session.get(), *fake);
+  const json before = State(session.get()).body["policy"];
+
+  Reply pending = Update(session.get(), 0, "ask", Settings(*fake));
+  INFO(pending.body.dump());
+  REQUIRE(pending.ok());
+  REQUIRE(pending.body["result"] == "pending");
+  CHECK(State(session.get()).body["policy"] == before);
+  CHECK(DecisionOf(session.get(), Pay(kOtherIban, 50)) == "deny");
+
+  const std::string change = pending.body["change"].dump();
+  Reply applied = ApplyUpdate(session.get(), change);
+  INFO(applied.body.dump());
+  REQUIRE(applied.ok());
+  CHECK(applied.body["result"] == "applied");
+  CHECK(applied.body["model_calls"] == 0);
+  CHECK(applied.body["change"]["policy"] == State(session.get()).body["policy"]);
+  CHECK(DecisionOf(session.get(), Pay(kOtherIban, 50)) == "allow");
+  CHECK(fake->Requests().size() == 3);  // no model call to apply
+
+  // The rules it replaced are gone: applying it again fails and changes nothing.
+  const json after = State(session.get()).body["policy"];
+  Reply again = ApplyUpdate(session.get(), change);
+  REQUIRE(again.ok());
+  CHECK(again.body["result"] == "failed");
+  CHECK(again.body["error"].get<std::string>().find("no longer") != std::string::npos);
+  CHECK(State(session.get()).body["policy"] == after);
+}
+
+TEST_CASE("drafting calls reject bad input before any model call") {
+  auto fake = FakeLlm::Start({{"steps", {ReplyStep(kDraftReply)}}});
+  PolicyPtr policy = DraftPolicy();
+  SessionPtr session = MustStart(policy.get(), "q");
+  const std::string settings = Settings(*fake);
+
+  SECTION("model settings") {
+    for (const std::string& bad :
+         {std::string("{"), std::string("[]"), std::string(R"({"api_key": "sk-x"})"),
+          std::string(R"({"url": 3})"), std::string(R"({"protocol": "smoke"})"),
+          std::string(R"({"max_repairs": 9})"), std::string(R"({"timeout_ms": 0})")}) {
+      INFO(bad);
+      Reply reply = Draft(session.get(), bad);
+      CHECK(reply.status == TW_INVALID_ARGUMENT);
+      CHECK(reply.message().find("llm_json") != std::string::npos);
+    }
+  }
+  SECTION("no server or no model anywhere") {
+    unsetenv("TOOLWARDEN_LLM_URL");
+    unsetenv("TOOLWARDEN_LLM_MODEL");
+    Reply no_url = Draft(session.get(), R"({"model": "fake"})");
+    CHECK(no_url.status == TW_INVALID_ARGUMENT);
+    CHECK(no_url.message().find("TOOLWARDEN_LLM_URL") != std::string::npos);
+    Reply no_model = Draft(session.get(), json{{"url", fake->url()}}.dump());
+    CHECK(no_model.status == TW_INVALID_ARGUMENT);
+    Reply none = Capture([&](char** out) { return tw_session_draft(session.get(), nullptr, out); });
+    CHECK(none.status == TW_INVALID_ARGUMENT);
+  }
+  SECTION("the environment's settings, with llm_json NULL") {
+    setenv("TOOLWARDEN_LLM_URL", fake->url().c_str(), 1);
+    setenv("TOOLWARDEN_LLM_MODEL", "fake-from-env", 1);
+    Reply drafted =
+        Capture([&](char** out) { return tw_session_draft(session.get(), nullptr, out); });
+    unsetenv("TOOLWARDEN_LLM_URL");
+    unsetenv("TOOLWARDEN_LLM_MODEL");
+    INFO(drafted.body.dump());
+    REQUIRE(drafted.ok());
+    CHECK(drafted.body["ok"] == true);
+    REQUIRE(fake->Requests().size() == 1);
+    CHECK(fake->Requests()[0]["body"]["model"] == "fake-from-env");
+  }
+  SECTION("update mode, call and state") {
+    Reply bad_mode = Update(session.get(), 0, "wide", settings);
+    CHECK(bad_mode.status == TW_INVALID_ARGUMENT);
+    CHECK(bad_mode.message().find("narrow-only") != std::string::npos);
+    Reply no_call = Update(session.get(), 0, "any", settings);
+    CHECK(no_call.status == TW_NOT_FOUND);
+    REQUIRE(Decide(session.get(), "get_balance", "{}").body["decision"] == "deny");
+    PolicyPtr open = MustCompile("allow *;");
+    SessionPtr s = MustStart(open.get());
+    REQUIRE(Decide(s.get(), "t", "{}").body["decision"] == "allow");
+    Reply no_tools = Update(s.get(), 0, "any", settings);
+    CHECK(no_tools.status == TW_FAILED_PRECONDITION);
+    CHECK(Draft(s.get(), settings).status == TW_FAILED_PRECONDITION);
+    CHECK(fake->Requests().empty());
+  }
+  SECTION("update before a result, and before a draft") {
+    Reply drafted = Draft(session.get(), settings);
+    REQUIRE(drafted.body["ok"] == true);
+    REQUIRE(Decide(session.get(), "get_balance", "{}").body["call"] == 0);
+    Reply no_result = Update(session.get(), 0, "any", settings);
+    CHECK(no_result.status == TW_FAILED_PRECONDITION);
+    CHECK(no_result.message().find("no result") != std::string::npos);
+
+    PolicyPtr open = MustCompile("tools \"" + kBankingTools + "\";\nallow get_balance;\n");
+    SessionPtr undrafted = MustStart(open.get(), "q");
+    REQUIRE(Decide(undrafted.get(), "get_balance", "{}").body["call"] == 0);
+    char* out = nullptr;
+    REQUIRE(tw_session_attach_result(undrafted.get(), 0, "{}", &out) == TW_OK);
+    tw_free(out);
+    Reply no_draft = Update(undrafted.get(), 0, "any", settings);
+    CHECK(no_draft.status == TW_FAILED_PRECONDITION);
+    CHECK(no_draft.message().find("no drafted rules") != std::string::npos);
+    CHECK(fake->Requests().size() == 1);
+  }
+  SECTION("a change that is not one") {
+    for (const char* bad : {"{", "[]", "{}", R"({"name": "u"})", R"({"name": 1, "after": "x"})"}) {
+      INFO(bad);
+      CHECK(ApplyUpdate(session.get(), bad).status == TW_INVALID_ARGUMENT);
+    }
+    CHECK(ApplyUpdate(session.get(), R"({"name": "u", "after": "allow get_iban;"})", "{\"x\": 1}")
+              .status == TW_INVALID_ARGUMENT);
+  }
 }
 
 }  // namespace

@@ -2,7 +2,9 @@
 // body through Run(), which turns any exception into a status and an error
 // JSON, so nothing thrown by the C++ code (std::bad_alloc included) reaches a C
 // caller. Input JSON goes through ParseJson (policy/json_limits.h), the same
-// hostile-input parser as the CLI's and the sidecar's.
+// hostile-input parser as the CLI's and the sidecar's. Drafting
+// (tw_session_draft and friends) runs the Drafter of adapters/llm/drafter.h
+// under the session's lock.
 #include "adapters/c/toolwarden.h"
 
 #include <cstdlib>
@@ -16,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "adapters/llm/drafter.h"
 #include "interpreter/decision.h"
 #include "interpreter/loader.h"
 #include "interpreter/session.h"
@@ -240,6 +243,121 @@ OrderedJson PolicyHash(const Session& session) {
   return session.program() != nullptr ? OrderedJson(session.program()->hash()) : OrderedJson();
 }
 
+// The model settings of tw_session_draft and friends: the environment's, then
+// the fields of `llm_json` (NULL: none). `need_server` requires a URL and a
+// model (every call but apply, which asks no model).
+Result ReadLlmConfig(const char* llm_json, bool need_server, llm::LlmConfig* config) {
+  llm::LlmConfig base;
+  Status env = llm::ConfigFromEnvironment(&base);
+  if (!env.ok()) return Error(env, "");
+  Json settings = Json::object();
+  if (llm_json != nullptr) {
+    Result parsed = ParseInput("llm_json", llm_json, &settings);
+    if (parsed.status != TW_OK) return parsed;
+  }
+  StatusOr<llm::LlmConfig> read = llm::LlmConfigFromJson(settings, std::move(base));
+  if (!read.ok()) return Error(read.status(), "`llm_json`: ");
+  if (need_server) {
+    if (read->endpoint.base_url.empty()) {
+      return Error(TW_INVALID_ARGUMENT,
+                   "no model server: set \"url\" in `llm_json` or TOOLWARDEN_LLM_URL");
+    }
+    if (read->endpoint.model.empty()) {
+      return Error(TW_INVALID_ARGUMENT,
+                   "no model: set \"model\" in `llm_json` or TOOLWARDEN_LLM_MODEL");
+    }
+    Status valid = llm::ValidateConfig(*read);
+    if (!valid.ok()) return Error(valid, "`llm_json`: ");
+  }
+  *config = std::move(*read);
+  return Result{TW_OK, ""};
+}
+
+// Drafting needs the tool schemas the rules are written against.
+bool HasCatalog(const Session& session) {
+  return session.program() != nullptr && session.program()->catalog() != nullptr;
+}
+
+constexpr char kNoTools[] =
+    "drafting needs the tools: the policy has no `tools` file (or `tools_path`)";
+constexpr char kDraftName[] = "draft";
+
+Result SessionDraft(tw_session* session, const char* llm_json) {
+  if (session == nullptr) return Null("session");
+  llm::LlmConfig config;
+  Result read = ReadLlmConfig(llm_json, /*need_server=*/true, &config);
+  if (read.status != TW_OK) return read;
+  const llm::Drafter drafter(std::move(config));
+  llm::DraftOutcome outcome;
+  {
+    // Held through the model conversation: nothing may change the session
+    // between the rules being checked and being added.
+    std::lock_guard<std::mutex> lock(session->mutex);
+    Session& s = session->session;
+    if (!HasCatalog(s)) return Error(TW_FAILED_PRECONDITION, kNoTools);
+    if (s.AddedText(kDraftName)) {
+      return Error(TW_FAILED_PRECONDITION, "the session already has drafted rules named `draft`");
+    }
+    outcome = drafter.Draft(s, kDraftName);
+  }
+  return Ok(llm::DraftOutcomeToJson(outcome));
+}
+
+Result SessionUpdate(tw_session* session, size_t call, const char* mode, const char* llm_json) {
+  if (session == nullptr) return Null("session");
+  if (mode == nullptr) return Null("mode");
+  StatusOr<llm::UpdateMode> update_mode = llm::ParseUpdateMode(mode);
+  if (!update_mode.ok()) {
+    return Error(TW_INVALID_ARGUMENT, "`mode` must be \"narrow-only\", \"ask\" or \"any\"");
+  }
+  llm::LlmConfig config;
+  Result read = ReadLlmConfig(llm_json, /*need_server=*/true, &config);
+  if (read.status != TW_OK) return read;
+  const llm::Drafter drafter(std::move(config));
+  llm::UpdateOutcome outcome;
+  {
+    std::lock_guard<std::mutex> lock(session->mutex);
+    Session& s = session->session;
+    // The host's mistakes are errors, before any model call; what the model
+    // does is the outcome.
+    if (!HasCatalog(s)) return Error(TW_FAILED_PRECONDITION, kNoTools);
+    if (call >= s.history().size()) {
+      return Error(TW_NOT_FOUND, "no recorded call #" + std::to_string(call));
+    }
+    if (!s.history()[call].result) {
+      return Error(
+          TW_FAILED_PRECONDITION,
+          "call #" + std::to_string(call) + " has no result yet (tw_session_attach_result first)");
+    }
+    if (s.drafted().empty()) {
+      return Error(TW_FAILED_PRECONDITION,
+                   "the session has no drafted rules to update (tw_session_draft first)");
+    }
+    outcome = drafter.Update(s, call, *update_mode);
+  }
+  return Ok(llm::UpdateOutcomeToJson(outcome));
+}
+
+Result SessionApplyUpdate(tw_session* session, const char* change_json, const char* llm_json) {
+  if (session == nullptr) return Null("session");
+  if (change_json == nullptr) return Null("change_json");
+  Json change_value;
+  Result parsed = ParseInput("change_json", change_json, &change_value);
+  if (parsed.status != TW_OK) return parsed;
+  StatusOr<llm::RulesChange> change = llm::RulesChangeFromJson(change_value);
+  if (!change.ok()) return Error(change.status(), "`change_json`: ");
+  llm::LlmConfig config;
+  Result read = ReadLlmConfig(llm_json, /*need_server=*/false, &config);
+  if (read.status != TW_OK) return read;
+  const llm::Drafter drafter(std::move(config));
+  llm::UpdateOutcome outcome;
+  {
+    std::lock_guard<std::mutex> lock(session->mutex);
+    outcome = drafter.Apply(session->session, *change);
+  }
+  return Ok(llm::UpdateOutcomeToJson(outcome));
+}
+
 }  // namespace
 }  // namespace toolwarden
 
@@ -417,6 +535,20 @@ tw_status tw_session_add_rules(tw_session* session, const char* name, const char
   });
 }
 
+tw_status tw_session_draft(tw_session* session, const char* llm_json, char** out) {
+  return Run(out, [&] { return toolwarden::SessionDraft(session, llm_json); });
+}
+
+tw_status tw_session_update(tw_session* session, size_t call, const char* mode,
+                            const char* llm_json, char** out) {
+  return Run(out, [&] { return toolwarden::SessionUpdate(session, call, mode, llm_json); });
+}
+
+tw_status tw_session_apply_update(tw_session* session, const char* change_json,
+                                  const char* llm_json, char** out) {
+  return Run(out, [&] { return toolwarden::SessionApplyUpdate(session, change_json, llm_json); });
+}
+
 tw_status tw_session_state(tw_session* session, char** out) {
   return Run(out, [&]() -> Result {
     if (session == nullptr) return Null("session");
@@ -437,6 +569,7 @@ tw_status tw_session_state(tw_session* session, char** out) {
       body["history"] = std::move(history);
       body["added_rules"] = s.added_rules();
       body["trusted"] = s.trusted_values();
+      body["drafted"] = s.drafted();
     }
     return Ok(body);
   });

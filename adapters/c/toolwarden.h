@@ -126,8 +126,65 @@ TW_API tw_status tw_session_add_trusted(tw_session* session, const char* value, 
 TW_API tw_status tw_session_add_rules(tw_session* session, const char* name, const char* text,
                                       size_t text_len, const char* mode, char** out);
 /* The session's state: {"query", "policy", "history": [{"tool", "args",
- * "result"?}], "added_rules": [...], "trusted": [...]}. */
+ * "result"?}], "added_rules": [...], "trusted": [...], "drafted": [...]}
+ * ("drafted": the names of the drafted texts now deciding, see
+ * tw_session_draft). */
 TW_API tw_status tw_session_state(tw_session* session, char** out);
+
+/* Drafting (docs/llm.md): a model server writes least-privilege `allow` rules
+ * for the session from its query and the tools of its policy's `tools` file,
+ * and updates them as results arrive. Every reply is checked like a policy
+ * file; drafted rules run after every rule of the policy and of the host, so
+ * none gets past a `forbid`. These calls hold the session's lock for the
+ * whole model conversation (seconds to minutes, at most about twice
+ * "timeout_ms" per model call plus retries): other calls on the same session
+ * wait for it, and other sessions do not.
+ *
+ * `llm_json` is NULL or a JSON object of model settings, every field
+ * optional, over the environment's (TOOLWARDEN_LLM_URL, TOOLWARDEN_LLM_MODEL,
+ * TOOLWARDEN_LLM_API_KEY, TOOLWARDEN_LLM_PROTOCOL): {"url", "model",
+ * "protocol": "openai"|"llama.cpp"|"anthropic"|"ollama", "format":
+ * "json"|"policy", "max_repairs": 0..5, "max_tokens", "timeout_ms"}. The API
+ * key comes only from the environment. An unknown field, a bad value, or no
+ * URL or model in either gives TW_INVALID_ARGUMENT.
+ *
+ * Fail closed: what the model does is not an error. A dead server, an HTTP
+ * error, a cut-off or refused reply, or rules still invalid after the repairs
+ * give TW_OK with an outcome that says so, and the session keeps its rules. */
+
+/* Drafts rules for the session (named "draft" in rule ids, "draft:LINE").
+ * On TW_OK `*out` is {"ok": true, "name", "rules" (the policy text added),
+ * "rule_ids": [...], "policy": "sha256:...", "model_calls", "warnings": [...]}
+ * or {"ok": false, "error", "problems": [...], "model_calls"} (nothing added).
+ * TW_FAILED_PRECONDITION: the policy has no `tools` file, or the session
+ * already has a text named "draft". */
+TW_API tw_status tw_session_draft(tw_session* session, const char* llm_json, char** out);
+/* Progent's update after the allowed call number `call` got its result
+ * (tw_session_attach_result first). The model first says whether the drafted
+ * rules need to change, without seeing the result; if so, it sees the result
+ * and writes new rules, which replace the latest drafted ones according to
+ * `mode`: "narrow-only" (only when the engine proves they allow no more),
+ * "ask" (proven-narrower ones apply; others come back "pending" for a person,
+ * see tw_session_apply_update) or "any". On TW_OK `*out` is {"result":
+ * "no-update"|"applied"|"pending"|"refused"|"failed", "error"? (for
+ * "failed"), "problems": [...], "model_calls", "change": CHANGE or null},
+ * with CHANGE {"kind": "update", "name", "replaces", "before", "after",
+ * "mode", "policy"} for applied, pending and refused. Only "applied" changes
+ * the session. TW_NOT_FOUND: no recorded call `call`; TW_FAILED_PRECONDITION:
+ * it has no result yet, the session has no drafted rules, or the policy has
+ * no `tools` file. */
+TW_API tw_status tw_session_update(tw_session* session, size_t call, const char* mode,
+                                   const char* llm_json, char** out);
+/* Applies a change a person approved: `change_json` is the "change" of a
+ * "pending" tw_session_update outcome (at least "name" and "after"; the
+ * change replaces the drafted text "replaces"). No model call is made; the
+ * rules are checked again as drafted rules. `llm_json` is read as above but
+ * needs no URL or model (NULL is fine). On TW_OK `*out` is an update outcome
+ * as above: "applied", or "failed" with "error" when the rules it replaces
+ * are no longer the session's latest draft (another update came first) or
+ * they do not check. TW_INVALID_ARGUMENT: `change_json` is not a change. */
+TW_API tw_status tw_session_apply_update(tw_session* session, const char* change_json,
+                                         const char* llm_json, char** out);
 
 #ifdef __cplusplus
 }

@@ -40,8 +40,10 @@ function(toolwarden_python_test name module)
   set_tests_properties(${name} PROPERTIES ENVIRONMENT "${TW_PY_ENV}" TIMEOUT 300)
 endfunction()
 toolwarden_python_test(python_sidecar test_sidecar)          # SidecarSession over `toolwarden serve`
+toolwarden_python_test(python_draft_sidecar test_draft_sidecar)  # drafting over `serve --llm`
 if(TW_PY_IN_PROCESS)
   toolwarden_python_test(python_native test_native)            # Policy, Session, guard in-process
+  toolwarden_python_test(python_draft test_draft)              # Session.draft/update, fake model
   toolwarden_python_test(python_conformance test_conformance)  # tests/conformance through the binding
   toolwarden_python_test(example_agent_loop_verdict test_example)  # the example's verdict can fail
 endif()

@@ -78,6 +78,12 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.tw_session_add_rules.restype = c_int
     lib.tw_session_state.argtypes = [SessionPtr, _OutPtr]
     lib.tw_session_state.restype = c_int
+    lib.tw_session_draft.argtypes = [SessionPtr, c_char_p, _OutPtr]
+    lib.tw_session_draft.restype = c_int
+    lib.tw_session_update.argtypes = [SessionPtr, c_size_t, c_char_p, c_char_p, _OutPtr]
+    lib.tw_session_update.restype = c_int
+    lib.tw_session_apply_update.argtypes = [SessionPtr, c_char_p, c_char_p, _OutPtr]
+    lib.tw_session_apply_update.restype = c_int
 
 
 def library() -> ctypes.CDLL:

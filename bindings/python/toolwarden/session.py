@@ -13,6 +13,11 @@ from .decision import Decision
 from .errors import InvalidArgumentError
 
 ADD_MODES = ("narrow-only", "any")
+# How a model's update of drafted rules applies (docs/llm.md): only when proven narrower; proven-narrower
+# ones apply and others wait for a person; or always.
+UPDATE_MODES = ("narrow-only", "ask", "any")
+# The fields of the model settings (``llm=``), over the TOOLWARDEN_LLM_* environment variables.
+LLM_FIELDS = ("url", "model", "protocol", "format", "max_repairs", "max_tokens", "timeout_ms")
 
 
 class _NoArgs:
@@ -54,6 +59,37 @@ def call_index(call_or_decision: Union[int, Decision]) -> int:
             not 0 <= call_or_decision < 2 ** 63:
         raise InvalidArgumentError("the call must be a Decision or a non-negative int")
     return call_or_decision
+
+
+def dump_llm(llm: Optional[Dict[str, Any]]) -> Optional[bytes]:
+    """The model settings as the C API's ``llm_json`` (None: the environment's only). The engine checks
+    the fields; the API key is never among them (it comes only from TOOLWARDEN_LLM_API_KEY)."""
+    if llm is None:
+        return None
+    if not isinstance(llm, dict):
+        raise InvalidArgumentError(f"`llm` must be a dict of model settings, not {type(llm).__name__}")
+    try:
+        return json.dumps(llm, allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError, RecursionError) as e:
+        raise InvalidArgumentError(f"`llm` is not JSON: {e}") from None
+
+
+def change_of(change: Any) -> Dict[str, Any]:
+    """The rules change to apply: a ``change`` dict, or an update outcome holding one."""
+    if isinstance(change, dict) and "result" in change and "change" in change:
+        if change["change"] is None:
+            raise InvalidArgumentError(
+                f"the update outcome ({change.get('result')!r}) holds no change to apply")
+        change = change["change"]
+    if not isinstance(change, dict):
+        raise InvalidArgumentError("`change` must be the \"change\" dict of a pending update")
+    return change
+
+
+def update_mode(mode: str) -> str:
+    if mode not in UPDATE_MODES:
+        raise InvalidArgumentError(f"`mode` must be one of {', '.join(UPDATE_MODES)}")
+    return mode
 
 
 def trusted_list(trusted: Iterable[str]) -> List[str]:
@@ -170,7 +206,8 @@ class Session:
 
     ``decide`` decides a call and records it when allowed; ``check`` only answers; ``record_result``
     attaches an allowed call's result (for ``from trusted``); ``add_trusted`` and ``add_rules`` widen the
-    trusted values and narrow (or, with ``mode="any"``, change) the rules of this session only.
+    trusted values and narrow (or, with ``mode="any"``, change) the rules of this session only;
+    ``draft``, ``update`` and ``apply_update`` have a model server write and update its rules.
     A session may be used from several threads; its calls then run one at a time.
     """
 
@@ -249,8 +286,42 @@ class Session:
                           len(data), mode.encode("ascii"), sources={name: text})
 
     def state(self) -> Dict[str, Any]:
-        """``{"query", "policy", "history": [{"tool", "args", "result"?}], "added_rules", "trusted"}``."""
+        """``{"query", "policy", "history": [{"tool", "args", "result"?}], "added_rules", "trusted",
+        "drafted"}`` (``drafted``: the names of the drafted rule texts now deciding)."""
         return self._call(self._lib.tw_session_state)
+
+    def draft(self, llm: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+        """Has a model draft least-privilege rules for this session from its query and the tools of the
+        policy's ``tools`` file, and adds them (named ``draft``). ``llm`` is a dict of model settings
+        (``url``, ``model``, ``protocol``, ``format``, ``max_repairs``, ``max_tokens``, ``timeout_ms``)
+        over the TOOLWARDEN_LLM_* environment variables. Returns ``{"ok": True, "name", "rules",
+        "rule_ids", "policy", "model_calls", "warnings"}``, or ``{"ok": False, "error", "problems",
+        "model_calls"}`` when the model server or its answer failed (nothing is added: fail closed).
+        Raises InvalidArgumentError for bad settings (or none), FailedPreconditionError when the policy
+        has no tools or the session was drafted already. Blocks for the model's answer."""
+        return self._call(self._lib.tw_session_draft, dump_llm(llm))
+
+    def update(self, call_or_decision: Union[int, Decision], mode: str = "narrow-only",
+               llm: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+        """Progent's update after an allowed call's result was recorded (``record_result`` first): the
+        model says whether the drafted rules need to change without seeing the result, then writes new
+        ones from it. ``mode`` "narrow-only" applies them only when the engine proves they allow no
+        more; "ask" applies those and returns others as ``"pending"`` (see ``apply_update``); "any"
+        applies them. Returns ``{"result": "no-update"|"applied"|"pending"|"refused"|"failed",
+        "error"?, "problems", "model_calls", "change"}``; only "applied" changes the session. Raises
+        NotFoundError (no such call) or FailedPreconditionError (no result yet, nothing drafted)."""
+        index = call_index(call_or_decision)
+        return self._call(self._lib.tw_session_update, index, update_mode(mode).encode("ascii"),
+                          dump_llm(llm))
+
+    def apply_update(self, change: Dict[str, Any], llm: Optional[Dict[str, Any]] = None
+                     ) -> Dict[str, Any]:
+        """Applies a pending update a person approved: ``change`` is the ``"change"`` of a ``"pending"``
+        outcome of ``update`` (or that outcome itself). No model is asked. Returns an update outcome:
+        ``"applied"``, or ``"failed"`` with ``"error"`` when the rules it replaces are no longer the
+        session's latest draft."""
+        text = json.dumps(change_of(change)).encode("utf-8")
+        return self._call(self._lib.tw_session_apply_update, text, dump_llm(llm))
 
     def close(self) -> None:
         with self._lock:
@@ -275,4 +346,4 @@ class Session:
         return f"Session(policy={self.name!r}, query={self.query!r})"
 
 
-__all__ = ["Policy", "Session"]
+__all__ = ["Policy", "Session", "UPDATE_MODES"]

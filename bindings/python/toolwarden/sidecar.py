@@ -22,7 +22,8 @@ from typing import Any, Dict, Iterable, List, Optional, Union
 
 from .decision import Decision
 from .errors import InvalidArgumentError, UnavailableError, error_from_json
-from .session import ADD_MODES, NO_ARGS, call_index, dump_args, dump_result, trusted_list
+from .session import (ADD_MODES, NO_ARGS, UPDATE_MODES, call_index, dump_args, dump_result,
+                      trusted_list)
 
 DEFAULT_TIMEOUT = 10.0
 # The most bytes read from one response: a decision record or a session state, never megabytes of it
@@ -191,18 +192,39 @@ class SidecarSession:
     ``SidecarSession("http://127.0.0.1:8080", policy="banking", query="Pay the bill")`` starts a session
     under the sidecar's policy ``banking``; ``source=TEXT`` sends the policy text instead. ``close()``
     (or leaving a ``with`` block) deletes the session on the sidecar and closes the connection.
+
+    With a sidecar started with ``--llm URL --model NAME``, ``draft=True`` has its model draft rules for
+    the session as it starts (the outcome is ``draft_result``), and ``update="narrow-only"`` (or "ask",
+    "any"; "off" by default) has it update them after each recorded result (``record_result`` returns
+    the outcome; a "pending" one waits for ``approve_update``). Drafting makes the creation wait for
+    the model: give a ``timeout`` long enough for it.
     """
 
     def __init__(self, base_url: str, policy: Optional[str] = None, source: Optional[str] = None, *,
-                 query: str, trusted: Iterable[str] = (), timeout: float = DEFAULT_TIMEOUT):
+                 query: str, trusted: Iterable[str] = (), timeout: float = DEFAULT_TIMEOUT,
+                 draft: bool = False, update: Optional[str] = None):
         body = _policy_body(policy, source)
         if not isinstance(query, str):
             raise InvalidArgumentError("`query` must be a string")
+        if not isinstance(draft, bool):
+            raise InvalidArgumentError("`draft` must be True or False")
+        if update is not None and update not in ("off",) + UPDATE_MODES:
+            raise InvalidArgumentError(f"`update` must be one of off, {', '.join(UPDATE_MODES)}")
         body["query"] = query
         values = trusted_list(trusted)
         if values:
             body["trusted"] = values
+        # Sent only when asked for, so a sidecar without drafting still takes the plain request.
+        if draft:
+            body["draft"] = True
+        if update is not None:
+            body["update"] = update
         self.query = query
+        self.update_mode: Optional[str] = update  # None: the sidecar's default ("off")
+        # The "draft" outcome of the creation (docs/python.md), None when not drafted.
+        self.draft_result: Optional[Dict[str, Any]] = None
+        # The "update" outcome of the last record_result that had one.
+        self.last_update: Optional[Dict[str, Any]] = None
         self._client = SidecarClient(base_url, timeout)
         self.id: Optional[str] = None
         try:
@@ -218,6 +240,8 @@ class SidecarSession:
         self._path = "/v1/sessions/" + urllib.parse.quote(self.id, safe="")
         self.policy_hash: str = str(created.get("policy", ""))
         self.name: str = str(created.get("name", policy or ""))
+        draft_result = created.get("draft")
+        self.draft_result = draft_result if isinstance(draft_result, dict) else None
 
     @property
     def base_url(self) -> str:
@@ -252,10 +276,27 @@ class SidecarSession:
         return Decision.from_json(self._client.request("POST", self._live_path() + "/check",
                                                        body_text=text))
 
-    def record_result(self, call_or_decision: Union[int, Decision], result: Any) -> None:
+    def record_result(self, call_or_decision: Union[int, Decision], result: Any
+                      ) -> Optional[Dict[str, Any]]:
+        """Attaches an allowed call's result. When the session updates its drafted rules (``update=``),
+        returns the update's outcome (``{"result": "no-update"|"applied"|"pending"|"refused"|"failed",
+        "error"?, "problems", "model_calls", "change"}``, also kept as ``last_update``); else None."""
         index = call_index(call_or_decision)
         text = '{"call": ' + str(index) + ', "result": ' + dump_result(result) + "}"
-        self._client.request("POST", self._live_path() + "/results", body_text=text)
+        answer = self._client.request("POST", self._live_path() + "/results", body_text=text)
+        update = answer.get("update") if isinstance(answer, dict) else None
+        if not isinstance(update, dict):
+            return None
+        self.last_update = update
+        return update
+
+    def approve_update(self, approve: bool = True) -> Dict[str, Any]:
+        """Decides the session's pending update (an update in mode "ask" that the engine could not prove
+        narrower): ``approve=True`` applies it, False drops it. ``POST /v1/sessions/ID/update``; returns
+        ``{"result": "applied"|"rejected"|"failed", ...}``."""
+        if not isinstance(approve, bool):
+            raise InvalidArgumentError("`approve` must be True or False")
+        return self._client.request("POST", self._live_path() + "/update", {"approve": approve})
 
     def add_trusted(self, value: str) -> None:
         if not isinstance(value, str):
