@@ -30,6 +30,8 @@ constexpr char kUsage[] =
     "  import --from progent FILE.json\n"
     "  replay (--suite SUITE --policy FILE | --policy-dir DIR) [--data DIR] [--criteria DIR]\n"
     "         [--json FILE] [--require-all]\n"
+    "         [--llm URL --model NAME [--protocol P] [--draft-format json|policy]\n"
+    "          [--update narrow-only|ask|any|off]]\n"
     "  verify-log FILE [--expect-head HASH] [--json]\n"
     "  serve --policies DIR [--listen HOST:PORT] [--decision-log FILE] [--fsync] [--threads N]\n"
     "        [--max-sessions N] [--session-idle SECONDS] [--reload-interval MS]\n"
@@ -257,8 +259,41 @@ LoadedPolicy LoadReplayPolicy(const std::string& path) {
 
 bool FileExists(const std::string& path) { return std::ifstream(path).good(); }
 
+// Reads the model server flags shared by `draft` and `serve` over the
+// TOOLWARDEN_LLM_* environment; "" or a usage message.
+std::string LlmFlags(const Flags& flags, const char* format_flag, llm::LlmConfig* config) {
+  Status env = llm::ConfigFromEnvironment(config);
+  if (!env.ok()) return env.message();
+  if (auto v = flags.Get("llm")) config->endpoint.base_url = *v;
+  if (auto v = flags.Get("model")) config->endpoint.model = *v;
+  if (auto v = flags.Get("protocol")) {
+    StatusOr<llm::Protocol> protocol = llm::ParseProtocol(*v);
+    if (!protocol.ok()) return protocol.status().message();
+    config->endpoint.protocol = *protocol;
+  }
+  if (auto v = flags.Get(format_flag)) {
+    StatusOr<llm::DraftFormat> format = llm::ParseDraftFormat(*v);
+    if (!format.ok()) return format.status().message();
+    config->format = *format;
+  }
+  return "";
+}
+
+// A whole number in [min, max], or nullopt.
+std::optional<int64_t> Whole(const std::string& text, int64_t min, int64_t max) {
+  if (text.empty() || text.size() > 12 ||
+      text.find_first_not_of("0123456789") != std::string::npos) {
+    return std::nullopt;
+  }
+  const int64_t v = std::stoll(text);
+  if (v < min || v > max) return std::nullopt;
+  return v;
+}
+
 int Replay(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-  Flags flags = ParseFlags(args, 1, {"suite", "policy", "policy-dir", "data", "criteria", "json"},
+  Flags flags = ParseFlags(args, 1,
+                           {"suite", "policy", "policy-dir", "data", "criteria", "json", "llm",
+                            "model", "protocol", "draft-format", "update"},
                            {"require-all"});
   if (!flags.error.empty()) return Usage(err, flags.error);
   if (!flags.positional.empty()) return Usage(err, "replay takes no positional arguments");
@@ -294,6 +329,28 @@ int Replay(const std::vector<std::string>& args, std::ostream& out, std::ostream
     err << "error: " << data.status().message() << "\n";
     return kExitUsage;
   }
+  // With a model server, every session is drafted and updated (Progent's full loop).
+  std::optional<llm::Drafter> drafter;
+  ReplayDrafting drafting;
+  if (flags.Get("llm") || flags.Get("model")) {
+    llm::LlmConfig config;
+    std::string problem = LlmFlags(flags, "draft-format", &config);
+    if (problem.empty()) problem = llm::ValidateConfig(config).message();
+    if (!problem.empty()) return Usage(err, problem);
+    drafter.emplace(config);
+    drafting.drafter = &*drafter;
+    drafting.update = llm::UpdateMode::kNarrowOnly;
+  }
+  if (auto mode = flags.Get("update")) {
+    if (!drafter) return Usage(err, "--update needs --llm and --model");
+    if (*mode == "off") {
+      drafting.update.reset();
+    } else {
+      StatusOr<llm::UpdateMode> parsed = llm::ParseUpdateMode(*mode);
+      if (!parsed.ok()) return Usage(err, parsed.status().message());
+      drafting.update = *parsed;
+    }
+  }
   nlohmann::json reports = nlohmann::json::array();
   bool all_good = true;
   out << ReplayTableHeader();
@@ -312,12 +369,20 @@ int Replay(const std::vector<std::string>& args, std::ostream& out, std::ostream
                                        slash - (parent == std::string::npos ? 0 : parent + 1));
       label = (folder == "agentdojo" ? "" : folder + "/") + path.substr(slash + 1);
     }
-    StatusOr<nlohmann::json> report = ReplaySuite(*data, suite, loaded.program, label);
+    StatusOr<nlohmann::json> report =
+        ReplaySuite(*data, suite, loaded.program, label, drafter ? &drafting : nullptr);
     if (!report.ok()) {
       err << "error: " << report.status().message() << "\n";
       return kExitUsage;
     }
     out << ReplayTableRow(*report);
+    if (report->contains("drafting")) {
+      out << "           drafting:";
+      for (const auto& [key, count] : (*report)["drafting"].items()) {
+        out << " " << key << " " << count.get<size_t>();
+      }
+      out << "\n";
+    }
     all_good = all_good && (*report)["user_tasks_allowed"] == (*report)["user_tasks"] &&
                (*report)["pairs_defended"] == (*report)["blockable_pairs"];
     reports.push_back(std::move(*report));
@@ -344,37 +409,6 @@ int VerifyLogCommand(const std::vector<std::string>& args, std::ostream& out, st
   }
   options.json = flags.Has("json");
   return RunVerifyLog(flags.positional[0], options, out, err);
-}
-
-// Reads the model server flags shared by `draft` and `serve` over the
-// TOOLWARDEN_LLM_* environment; "" or a usage message.
-std::string LlmFlags(const Flags& flags, const char* format_flag, llm::LlmConfig* config) {
-  Status env = llm::ConfigFromEnvironment(config);
-  if (!env.ok()) return env.message();
-  if (auto v = flags.Get("llm")) config->endpoint.base_url = *v;
-  if (auto v = flags.Get("model")) config->endpoint.model = *v;
-  if (auto v = flags.Get("protocol")) {
-    StatusOr<llm::Protocol> protocol = llm::ParseProtocol(*v);
-    if (!protocol.ok()) return protocol.status().message();
-    config->endpoint.protocol = *protocol;
-  }
-  if (auto v = flags.Get(format_flag)) {
-    StatusOr<llm::DraftFormat> format = llm::ParseDraftFormat(*v);
-    if (!format.ok()) return format.status().message();
-    config->format = *format;
-  }
-  return "";
-}
-
-// A whole number in [min, max], or nullopt.
-std::optional<int64_t> Whole(const std::string& text, int64_t min, int64_t max) {
-  if (text.empty() || text.size() > 12 ||
-      text.find_first_not_of("0123456789") != std::string::npos) {
-    return std::nullopt;
-  }
-  const int64_t v = std::stoll(text);
-  if (v < min || v > max) return std::nullopt;
-  return v;
 }
 
 int Draft(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {

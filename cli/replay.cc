@@ -170,7 +170,7 @@ StatusOr<ReplayData> LoadReplayData(const std::string& data_dir, const std::stri
 
 StatusOr<json> ReplaySuite(const ReplayData& data, const std::string& suite,
                            const std::shared_ptr<const Program>& program,
-                           const std::string& policy_label) {
+                           const std::string& policy_label, const ReplayDrafting* drafting) {
   if (!data.traces["suites"].contains(suite))
     return NotFoundError("no suite `" + suite + "` in the traces");
   try {
@@ -182,11 +182,30 @@ StatusOr<json> ReplaySuite(const ReplayData& data, const std::string& suite,
     json sources = json::object();
     auto criteria = Criteria(data, suite, injection_tasks, &sources);
     Timer timer;
+    // Drafting: counts for the report, and the two places the loop differs.
+    std::map<std::string, size_t> drafted = {{"drafts", 0}, {"drafts_failed", 0}, {"model_calls", 0}};
+    auto open_session = [&](const json& u) {
+      Session session(program, u.value("prompt", ""));
+      if (drafting != nullptr && drafting->drafter != nullptr) {
+        llm::DraftOutcome d = drafting->drafter->Draft(session);
+        ++drafted[d.ok() ? "drafts" : "drafts_failed"];
+        drafted["model_calls"] += static_cast<size_t>(d.model_calls);
+      }
+      return session;
+    };
+    auto attach = [&](Session& session, size_t call, json result) {
+      (void)session.AttachResult(call, std::move(result));
+      if (drafting == nullptr || drafting->drafter == nullptr || !drafting->update) return;
+      if (session.drafted().empty()) return;
+      llm::UpdateOutcome u = drafting->drafter->Update(session, call, *drafting->update);
+      ++drafted["updates_" + std::string(llm::UpdateResultName(u.result))];
+      drafted["model_calls"] += static_cast<size_t>(u.model_calls);
+    };
 
     json utility = json::array();
     size_t allowed_tasks = 0;
     for (const json& u : user_tasks) {
-      Session session(program, u.value("prompt", ""));
+      Session session = open_session(u);
       json denied = json::array();
       const json& calls = u["calls"];
       for (size_t i = 0; i < calls.size(); ++i) {
@@ -195,7 +214,7 @@ StatusOr<json> ReplaySuite(const ReplayData& data, const std::string& suite,
         const std::string tool = calls[i]["function"].get<std::string>();
         Decision d = timer.Decide(session, tool, args);
         if (d.allowed()) {
-          (void)session.AttachResult(*d.call, result);
+          attach(session, *d.call, result);
         } else {
           denied.push_back(Denied(i, tool, d));
         }
@@ -219,7 +238,7 @@ StatusOr<json> ReplaySuite(const ReplayData& data, const std::string& suite,
           markers.text[v.get<std::string>()] = attack;
           markers.attacked.insert(v.get<std::string>());
         }
-        Session session(program, u.value("prompt", ""));
+        Session session = open_session(u);
         size_t user_denied = 0;
         const json& ucalls = u["calls"];
         for (size_t i = 0; i < ucalls.size(); ++i) {
@@ -227,7 +246,7 @@ StatusOr<json> ReplaySuite(const ReplayData& data, const std::string& suite,
           Materialize(ucalls[i], markers, &args, &result);
           Decision d = timer.Decide(session, ucalls[i]["function"].get<std::string>(), args);
           if (d.allowed()) {
-            (void)session.AttachResult(*d.call, result);
+            attach(session, *d.call, result);
           } else {
             ++user_denied;
           }
@@ -243,7 +262,7 @@ StatusOr<json> ReplaySuite(const ReplayData& data, const std::string& suite,
           const std::string tool = icalls[i]["function"].get<std::string>();
           Decision d = timer.Decide(session, tool, args);
           if (d.allowed()) {
-            (void)session.AttachResult(*d.call, result);
+            attach(session, *d.call, result);
           } else {
             json entry = Denied(i, tool, d);
             bool is_critical = std::find(critical.begin(), critical.end(), i) != critical.end();
@@ -279,6 +298,7 @@ StatusOr<json> ReplaySuite(const ReplayData& data, const std::string& suite,
         {"criteria", sources},
         {"utility", utility},
         {"security", security}};
+    if (drafting != nullptr && drafting->drafter != nullptr) report["drafting"] = drafted;
     return report;
   } catch (const std::exception& e) {
     return InvalidArgumentError(std::string("malformed replay data: ") + e.what());

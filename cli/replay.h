@@ -16,8 +16,10 @@
 #define TOOLWARDEN_CLI_REPLAY_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "adapters/llm/drafter.h"
 #include "interpreter/program.h"
 #include "nlohmann/json.hpp"
 #include "policy/status.h"
@@ -33,13 +35,23 @@ struct ReplayData {
 // Reads DATA_DIR/traces.json and DATA_DIR/injection_tasks.json.
 StatusOr<ReplayData> LoadReplayData(const std::string& data_dir, const std::string& criteria_dir);
 
-// Replays one suite. The report holds "suite", "policy", the counts
+// Progent's full loop in the replay: every session is drafted by a model from
+// its user prompt, and after every result the drafter's update runs (a pending
+// `ask` update is never approved: no person is there).
+struct ReplayDrafting {
+  const llm::Drafter* drafter = nullptr;
+  std::optional<llm::UpdateMode> update;  // nullopt: no updates
+};
+
+// Replays one suite. With `drafting`, the report also holds "drafting": counts of
+// drafts, failed drafts, updates by result, and model calls. The report holds "suite", "policy", the counts
 // ("user_tasks", "user_tasks_allowed", "pairs", "blockable_pairs",
 // "pairs_defended", "attack_success_rate", "decisions", "decisions_per_second")
 // and every outcome ("utility": [...], "security": [...]).
 StatusOr<nlohmann::json> ReplaySuite(const ReplayData& data, const std::string& suite,
                                      const std::shared_ptr<const Program>& program,
-                                     const std::string& policy_label);
+                                     const std::string& policy_label,
+                                     const ReplayDrafting* drafting = nullptr);
 
 // The table row of a report.
 std::string ReplayTableHeader();
