@@ -54,3 +54,9 @@ add_test(NAME sidecar_load_smoke
 add_test(NAME draft_e2e
          COMMAND ${Python3_EXECUTABLE} ${src}/tests/llm/draft_e2e.py
                  --toolwarden $<TARGET_FILE:toolwarden>)
+
+# scripts/llm-smoke.sh is for machines with a GPU; here it runs against the fake model server so
+# that its plumbing (draft, update, replay, reports) is known to work.
+add_test(NAME llm_smoke_plumbing
+         COMMAND ${Python3_EXECUTABLE} ${src}/tests/llm/smoke_plumbing.py
+                 --toolwarden $<TARGET_FILE:toolwarden>)
