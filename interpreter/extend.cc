@@ -69,7 +69,10 @@ Extension ExtendProgram(const Program& base, std::string name, std::string text,
       } else if (rule.has_update) {
         found.Error(item.position, "drafted rules cannot have `update` blocks");
       } else if (!rule.priority) {
-        rule.priority = options.floor;
+        // Written out, because the text is parsed again whenever the session
+        // grows, and an implicit priority would then be the default, 10.
+        found.Error(item.position, "drafted rules state their priority: add `priority " +
+                                       std::to_string(options.floor) + "`");
       } else if (*rule.priority < options.floor) {
         found.Error(rule.priority_position, "drafted rules sit at priority " +
                                                 std::to_string(options.floor) +

@@ -147,8 +147,7 @@ struct Extension {
 };
 //
 // A `drafted` text (rules a model wrote) may hold only `allow` rules without
-// `update` blocks, at priority `floor` or above; a rule without a priority is
-// placed at `floor`.
+// `update` blocks, each with a priority written out, at `floor` or above.
 struct ExtendOptions {
   bool drafted = false;
   int64_t floor = 0;

@@ -173,7 +173,7 @@ Decision Session::Decide(std::string_view tool, const nlohmann::json& args,
     for (uint32_t u : updates) {
       bool present =
           std::any_of(added_.begin(), added_.end(), [&](const Added& a) { return a.rule == u; });
-      if (!present) added_.push_back(Added{u, plan.rules.size() + added_.size()});
+      if (!present) added_.push_back(Added{u, NextOrder(), false});
     }
   }
   return d;
@@ -295,17 +295,23 @@ AddRulesResult Session::AddRules(std::string name, std::string text, AddMode mod
       return out;
     }
   }
-  if (before.segments.size() > kMaxAddedTexts) {
-    out.status = ResourceExhaustedError("a session takes at most " +
-                                        std::to_string(kMaxAddedTexts) + " added texts");
-    return out;
-  }
-  if (added_bytes_ + text.size() > kMaxAddedBytes) {
-    out.status = ResourceExhaustedError("a session takes at most " +
-                                        std::to_string(kMaxAddedBytes) + " bytes of added rules");
-    return out;
-  }
   const bool drafting = mode == AddMode::kDraft || mode == AddMode::kDraftNarrowing;
+  const size_t texts = static_cast<size_t>(
+      std::count_if(before.segments.begin() + 1, before.segments.end(),
+                    [&](const internal::Segment& segment) { return segment.drafted == drafting; }));
+  const size_t max_texts = drafting ? kMaxDraftedTexts : kMaxAddedTexts;
+  if (texts >= max_texts) {
+    out.status = ResourceExhaustedError("a session takes at most " + std::to_string(max_texts) +
+                                        (drafting ? " drafted texts" : " added texts"));
+    return out;
+  }
+  const size_t max_bytes = drafting ? kMaxDraftedBytes : kMaxAddedBytes;
+  if ((drafting ? drafted_bytes_ : added_bytes_) + text.size() > max_bytes) {
+    out.status =
+        ResourceExhaustedError("a session takes at most " + std::to_string(max_bytes) +
+                               (drafting ? " bytes of drafted rules" : " bytes of added rules"));
+    return out;
+  }
   std::optional<size_t> replaced;  // the segment `replaces` names
   if (!replaces.empty() || mode == AddMode::kDraftNarrowing) {
     if (!drafting) {
@@ -412,8 +418,8 @@ AddRulesResult Session::AddRules(std::string name, std::string text, AddMode mod
                  added_.end());
     retired_.push_back(replaces);
   }
-  for (uint32_t r : segment.rules) added_.push_back(Added{r, plan.rules.size() + added_.size()});
-  added_bytes_ += text_bytes;
+  for (uint32_t r : segment.rules) added_.push_back(Added{r, NextOrder(), drafting});
+  (drafting ? drafted_bytes_ : added_bytes_) += text_bytes;
   program_ = std::move(ext.program);
   return out;
 }
@@ -480,21 +486,28 @@ Decision Session::Evaluate(std::string_view tool, const nlohmann::json& args,
   const std::vector<uint32_t>& indexed = plan.Candidates(tool, &exact);
   // Rules added by `update` blocks join the candidates in decision order. The
   // common case, with none added, allocates nothing.
-  std::vector<std::pair<RuleKey, uint32_t>> merged;
+  struct Candidate {
+    bool drafted;  // drafted rules come after all others
+    RuleKey key;
+    uint32_t rule;
+  };
+  std::vector<Candidate> merged;
   if (!added_.empty()) {
-    for (uint32_t r : indexed) merged.push_back({plan.rules[r].key, r});
+    for (uint32_t r : indexed) merged.push_back({false, plan.rules[r].key, r});
     for (const Added& a : added_) {
       RuleKey key = plan.rules[a.rule].key;
       key.order = a.order;
-      merged.push_back({key, a.rule});
+      merged.push_back({a.drafted, key, a.rule});
     }
-    std::stable_sort(merged.begin(), merged.end(),
-                     [](const auto& x, const auto& y) { return DecidesBefore(x.first, y.first); });
+    std::stable_sort(merged.begin(), merged.end(), [](const Candidate& x, const Candidate& y) {
+      if (x.drafted != y.drafted) return y.drafted;
+      return DecidesBefore(x.key, y.key);
+    });
   }
   const bool use_merged = !added_.empty();
   const size_t count = use_merged ? merged.size() : indexed.size();
   auto rule_at = [&](size_t i) -> const CompiledRule& {
-    return plan.rules[use_merged ? merged[i].second : indexed[i]];
+    return plan.rules[use_merged ? merged[i].rule : indexed[i]];
   };
   const bool filter = use_merged || !exact;
   ConditionResult last_result = ConditionResult::kFalse;  // of the last rule evaluated

@@ -45,6 +45,10 @@ inline constexpr size_t kMaxTrustedValues = 10000;
 // longest name of an added text.
 inline constexpr size_t kMaxAddedTexts = 100;
 inline constexpr size_t kMaxAddedBytes = 256 << 10;
+// The same for drafted texts (AddMode::kDraft), counted apart so that a model
+// (perhaps steered by a tool result) cannot use up what the host may add.
+inline constexpr size_t kMaxDraftedTexts = 50;
+inline constexpr size_t kMaxDraftedBytes = 256 << 10;
 inline constexpr size_t kMaxAddedNameBytes = 64;
 
 struct CallRecord {
@@ -67,11 +71,12 @@ enum class AddMode {
   kNarrowOnly,  // only `forbid` rules that block or terminate: nothing denied becomes allowed or
                 // ask
   kAny,         // any rules
-  // Rules a model drafted: only `allow` rules without `update` blocks, at
-  // DraftFloor() or above (a rule without a priority is put there), so each
-  // runs after every rule of the policy and of the host and no drafted rule
-  // can get past one of their `forbid`s. They may widen what the session
-  // allows: that is what a draft is for.
+  // Rules a model drafted: only `allow` rules without `update` blocks, each
+  // with its priority written out, at DraftFloor() or above. Whatever the
+  // priorities, drafted rules decide after every rule that was not drafted
+  // (the file's, its `update` blocks', the host's, added before or after), so
+  // no drafted rule can get past one of their `forbid`s. They may widen what
+  // the session allows: that is what a draft is for.
   kDraft,
   // kDraft, replacing the drafted text `replaces` by one that provably allows
   // no more (ProveNarrower, policy/narrowing.h); anything not proven is refused.
@@ -129,11 +134,10 @@ class Session {
   AddRulesResult AddRules(std::string name, std::string text, AddMode mode,
                           const std::function<bool(const AddRulesResult&)>& commit = nullptr,
                           const std::string& replaces = {});
-  // The priority drafted rules sit at: kMinDraftPriority, or the highest
-  // priority of any rule that was not drafted (the file's, its `update`
-  // blocks', the host's added ones) when that is higher. Ties are safe: on
-  // equal priority `forbid` runs before `allow`, and added rules after the
-  // file's.
+  // The lowest priority a drafted rule may have: kMinDraftPriority, or the
+  // highest priority of any rule that was not drafted (the file's, its
+  // `update` blocks', the host's added ones) when that is higher. It makes the
+  // text say what the engine does anyway: drafted rules come last.
   int64_t DraftFloor() const;
   // The drafted texts now deciding, by name, in the order added.
   std::vector<std::string> drafted() const;
@@ -159,9 +163,15 @@ class Session {
   struct Added {
     uint32_t rule;  // index into the plan's rules
     uint64_t order;
+    bool drafted;  // decides after every rule that is not, whatever the priorities
   };
+  // Source order of the next added rule: after every file rule, and never
+  // reused, so a later rule never sorts before an earlier one.
+  uint64_t NextOrder() { return (uint64_t{1} << 40) + next_order_++; }
   std::vector<Added> added_;
-  size_t added_bytes_ = 0;            // text taken by AddRules so far
+  uint64_t next_order_ = 0;
+  size_t added_bytes_ = 0;            // host text taken by AddRules so far
+  size_t drafted_bytes_ = 0;          // drafted text taken so far
   std::vector<std::string> retired_;  // drafted texts replaced by later ones
 };
 

@@ -372,7 +372,7 @@ TEST_CASE("AddRules kDraft: allow rules only, placed after every rule of the pol
   Session s(program, "q");
   // The floor is the highest priority of any rule a person wrote, update blocks included.
   CHECK(s.DraftFloor() == 700);
-  AddRulesResult drafted = s.AddRules("draft", "allow pay;\n", AddMode::kDraft);
+  AddRulesResult drafted = s.AddRules("draft", "allow pay priority 700;\n", AddMode::kDraft);
   INFO(FormatDiagnostics(drafted.source, drafted.diagnostics));
   REQUIRE(drafted.ok());
   CHECK(s.drafted() == std::vector<std::string>{"draft"});
@@ -393,11 +393,12 @@ TEST_CASE("AddRules kDraft: refuses what could get past the policy") {
   REQUIRE(s.DraftFloor() == 150);
   const std::string hash = program->hash();
   for (const std::string text : std::vector<std::string>{
-           "forbid read;",                       // not an allow rule
-           "allow pay priority 149;",            // below the floor
-           "allow pay priority 5;",              // far below it
-           "allow pay update { allow read; };",  // an update block
-           "let x = 1;\nallow pay;",             // a constant
+           "forbid read;",                                                 // not an allow rule
+           "allow pay priority 149;",                                      // below the floor
+           "allow pay priority 5;",                                        // far below it
+           "allow pay priority 150 update { allow read priority 150; };",  // an update block
+           "let x = 1;\nallow pay priority 150;",                          // a constant
+           "allow pay;",  // no priority written out
        }) {
     INFO(text);
     AddRulesResult r = s.AddRules("draft", text, AddMode::kDraft);
@@ -410,6 +411,64 @@ TEST_CASE("AddRules kDraft: refuses what could get past the policy") {
   CHECK(s.AddRules("draft", "allow pay priority 150;\nallow pay priority 9000;", AddMode::kDraft)
             .ok());
   CHECK(RuleOf(s.Check("pay", {{"amount", 11}})) == "t.policy:1");
+}
+
+TEST_CASE("AddRules kDraft: drafted rules stay last as the session grows") {
+  // Found in review: a drafted rule whose priority was filled in only in the checked AST fell back
+  // to the default, 10, when a later addition parsed the whole text again. Priorities are now
+  // written out, and drafted rules decide after every other rule whatever the priorities.
+  auto program = MustLoad("forbid pay when amount > 10 priority 50;\nallow read;\n");
+  Session s(program, "q");
+  REQUIRE(s.AddRules("draft", "allow pay priority 100;", AddMode::kDraft).ok());
+  CHECK(RuleOf(s.Check("pay", {{"amount", 100}})) == "t.policy:1");
+  REQUIRE(s.AddRules("host", "forbid wipe;", AddMode::kNarrowOnly).ok());
+  CHECK(RuleOf(s.Check("pay", {{"amount", 100}})) == "t.policy:1");
+  CHECK(RuleOf(s.Check("pay", {{"amount", 5}})) == "draft:1");
+  // A host rule added after the draft, at a priority above the drafted ones, still runs first.
+  REQUIRE(
+      s.AddRules("host2", "forbid pay when amount > 3 priority 250;", AddMode::kNarrowOnly).ok());
+  CHECK(RuleOf(s.Check("pay", {{"amount", 5}})) == "host2:1");
+  CHECK(RuleOf(s.Check("pay", {{"amount", 2}})) == "draft:1");
+}
+
+TEST_CASE("AddRules: added rules keep their order after a replacement") {
+  // Found in review: orders were counted from the number of added rules, which falls when a
+  // replacement removes some, so a later rule could sort before an earlier one of equal rank.
+  auto program = MustLoad("allow read;\n");
+  Session s(program, "q");
+  REQUIRE(s.AddRules("draft", "allow a priority 100;\nallow b priority 100;\nallow c priority 100;",
+                     AddMode::kDraft)
+              .ok());
+  REQUIRE(s.AddRules("host", "allow pay priority 100 update { forbid send priority 1; };",
+                     AddMode::kAny)
+              .ok());
+  REQUIRE(
+      s.AddRules("update-1", "allow pay priority 100;", AddMode::kDraft, nullptr, "draft").ok());
+  Decision d = s.Decide("pay", json::object());
+  CHECK(RuleOf(d) == "host:1");  // the host's rule comes first, so its update block applies
+  REQUIRE(s.AddRules("host-b", "allow send priority 100;", AddMode::kAny).ok());
+  CHECK_FALSE(s.Check("send", json::object()).allowed());
+}
+
+TEST_CASE("limit: drafted texts have their own budget, apart from the host's") {
+  auto program = MustLoad("allow read;\n");
+  Session s(program, "q");
+  std::string previous = "draft-0";
+  REQUIRE(s.AddRules(previous, "allow a priority 100;", AddMode::kDraft).ok());
+  for (size_t i = 1; i < kMaxDraftedTexts; ++i) {
+    const std::string name = "draft-" + std::to_string(i);
+    REQUIRE(s.AddRules(name, "allow a priority 100;", AddMode::kDraft, nullptr, previous).ok());
+    previous = name;
+  }
+  AddRulesResult over =
+      s.AddRules("draft-x", "allow a priority 100;", AddMode::kDraft, nullptr, previous);
+  CHECK(over.status.code() == StatusCode::kResourceExhausted);
+  // The host can still add its rules.
+  CHECK(s.AddRules("host", "forbid a;", AddMode::kNarrowOnly).ok());
+  const std::string big(kMaxDraftedBytes + 1, ' ');
+  Session t(program, "q");
+  CHECK(t.AddRules("draft", big, AddMode::kDraft).status.code() == StatusCode::kResourceExhausted);
+  CHECK(t.AddRules("host", "forbid a;", AddMode::kNarrowOnly).ok());
 }
 
 TEST_CASE("AddRules kDraft: the floor is at least 100 and ignores drafted rules") {
@@ -426,19 +485,23 @@ TEST_CASE("AddRules kDraft: the floor is at least 100 and ignores drafted rules"
 TEST_CASE("AddRules replaces: a drafted text replaced by a narrower one stops deciding") {
   auto program = MustLoad("allow read;\n");
   Session s(program, "q");
-  REQUIRE(s.AddRules("draft", "allow pay when recipient in [\"a\", \"b\"];", AddMode::kDraft).ok());
+  REQUIRE(s.AddRules("draft", "allow pay when recipient in [\"a\", \"b\"] priority 100;",
+                     AddMode::kDraft)
+              .ok());
   REQUIRE(s.Check("pay", {{"recipient", "b"}}).allowed());
   // Widening is refused in kDraftNarrowing, and nothing changes.
-  AddRulesResult wide = s.AddRules("update-1", "allow pay when recipient in [\"a\", \"c\"];",
-                                   AddMode::kDraftNarrowing, nullptr, "draft");
+  AddRulesResult wide =
+      s.AddRules("update-1", "allow pay when recipient in [\"a\", \"c\"] priority 100;",
+                 AddMode::kDraftNarrowing, nullptr, "draft");
   CHECK_FALSE(wide.ok());
   CHECK(wide.diagnostics.HasErrors());
   CHECK(s.drafted() == std::vector<std::string>{"draft"});
   CHECK_FALSE(s.Check("pay", {{"recipient", "c"}}).allowed());
   CHECK(s.Check("pay", {{"recipient", "b"}}).allowed());
   // Narrowing is taken, and the old rules stop deciding in the same step.
-  AddRulesResult narrow = s.AddRules("update-1", "allow pay when recipient in [\"a\"];",
-                                     AddMode::kDraftNarrowing, nullptr, "draft");
+  AddRulesResult narrow =
+      s.AddRules("update-1", "allow pay when recipient in [\"a\"] priority 100;",
+                 AddMode::kDraftNarrowing, nullptr, "draft");
   INFO(FormatDiagnostics(narrow.source, narrow.diagnostics));
   REQUIRE(narrow.ok());
   CHECK(s.drafted() == std::vector<std::string>{"update-1"});
@@ -446,26 +509,29 @@ TEST_CASE("AddRules replaces: a drafted text replaced by a narrower one stops de
   CHECK_FALSE(s.Check("pay", {{"recipient", "b"}}).allowed());
   CHECK(s.AddedText("draft").has_value());  // still there, for the record
   // A retired text cannot be replaced again, nor can a name that is not drafted.
-  CHECK(s.AddRules("update-2", "allow pay when recipient in [\"a\"];", AddMode::kDraftNarrowing,
-                   nullptr, "draft")
+  CHECK(s.AddRules("update-2", "allow pay when recipient in [\"a\"] priority 100;",
+                   AddMode::kDraftNarrowing, nullptr, "draft")
             .status.code() == StatusCode::kNotFound);
   REQUIRE(s.AddRules("host", "forbid pay when recipient == \"x\";", AddMode::kNarrowOnly).ok());
-  CHECK_FALSE(s.AddRules("update-2", "allow pay;", AddMode::kDraft, nullptr, "host").ok());
+  CHECK_FALSE(
+      s.AddRules("update-2", "allow pay priority 100;", AddMode::kDraft, nullptr, "host").ok());
   // Only drafted rules replace others; kDraftNarrowing needs something to replace.
   CHECK(s.AddRules("x", "forbid pay;", AddMode::kAny, nullptr, "update-1").status.code() ==
         StatusCode::kInvalidArgument);
-  CHECK_FALSE(s.AddRules("x", "allow pay;", AddMode::kDraftNarrowing).ok());
+  CHECK_FALSE(s.AddRules("x", "allow pay priority 100;", AddMode::kDraftNarrowing).ok());
   // kDraft with `replaces` takes a widening update (mode `any`), still only allow rules.
-  REQUIRE(s.AddRules("update-2", "allow pay when recipient in [\"a\", \"z\"];", AddMode::kDraft,
-                     nullptr, "update-1")
+  REQUIRE(s.AddRules("update-2", "allow pay when recipient in [\"a\", \"z\"] priority 100;",
+                     AddMode::kDraft, nullptr, "update-1")
               .ok());
   CHECK(s.drafted() == std::vector<std::string>{"update-2"});
   CHECK(s.Check("pay", {{"recipient", "z"}}).allowed());
   // A rule kept unchanged from the replaced text draws no "can never decide" warning: the
   // earlier copy no longer decides.
-  REQUIRE(s.AddRules("draft-b", "allow read;\nallow list;", AddMode::kDraft).ok());
-  AddRulesResult kept =
-      s.AddRules("update-3", "allow list;", AddMode::kDraftNarrowing, nullptr, "draft-b");
+  REQUIRE(
+      s.AddRules("draft-b", "allow read priority 100;\nallow list priority 100;", AddMode::kDraft)
+          .ok());
+  AddRulesResult kept = s.AddRules("update-3", "allow list priority 100;", AddMode::kDraftNarrowing,
+                                   nullptr, "draft-b");
   INFO(FormatDiagnostics(kept.source, kept.diagnostics));
   REQUIRE(kept.ok());
   CHECK(kept.diagnostics.Sorted().empty());
