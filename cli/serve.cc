@@ -79,8 +79,13 @@ int RunServe(const ServeOptions& options, std::ostream& err) {
   service.CountReload(first->failed.empty());
   if (options.service.llm) {
     const llm::Endpoint& endpoint = options.service.llm->endpoint;  // never the API key
-    err << "toolwarden: drafting with model " << endpoint.model << " at " << endpoint.base_url
-        << " (" << llm::ProtocolName(endpoint.protocol) << ")\n";
+    // Nor a key in the URL: no user-info, no query.
+    std::string shown = endpoint.base_url.substr(0, endpoint.base_url.find_first_of("?#"));
+    const size_t host = shown.find("://") == std::string::npos ? 0 : shown.find("://") + 3;
+    const size_t at = shown.find('@', host);
+    if (at != std::string::npos && at < shown.find('/', host)) shown.erase(host, at + 1 - host);
+    err << "toolwarden: drafting with model " << endpoint.model << " at " << shown << " ("
+        << llm::ProtocolName(endpoint.protocol) << ")\n";
   }
 
   // Signals are taken synchronously here; the server's threads inherit the mask.

@@ -260,8 +260,9 @@ std::string FormatSection(DraftFormat format, int64_t floor) {
          "allow TOOL;\n"
          "allow TOOL when CONDITION;\n"
          "- CONDITION uses the tool's argument names; literals (\"text\", 12, 0.5, true, null, "
-         "[list]); == != < <= > >=; `in [...]`; `matches r\"REGEX\"` (RE2, found anywhere in "
-         "the string); startswith, endswith, contains; and, or, not; parentheses.\n"
+         "[list]); == != < <= > >=; `in [...]`; `matches r\"REGEX\"` (RE2, must match the "
+         "whole string: write .* around a part); startswith, endswith, contains; and, or, not; "
+         "parentheses.\n"
          "- Write only `allow` rules, without priority, fallback or update clauses: every rule "
          "runs at priority " +
          std::to_string(floor) +
@@ -276,6 +277,17 @@ std::string Cut(std::string_view text, size_t max_bytes) {
   size_t end = max_bytes;
   while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;  // UTF-8
   return std::string(text.substr(0, end)) + "\n(cut at " + std::to_string(max_bytes) + " bytes)";
+}
+
+// A name from the model's answer, fit to quote in a message: at most 80 bytes,
+// control characters and bytes above ASCII shown as `?`.
+std::string Shown(std::string_view name) {
+  std::string out;
+  for (char c : name.substr(0, 80)) {
+    const auto u = static_cast<unsigned char>(c);
+    out += u < 0x20 || u >= 0x7F ? '?' : c;
+  }
+  return name.size() > 80 ? out + "..." : out;
 }
 
 std::string Quoted(std::string_view text, size_t max_bytes) {
@@ -507,13 +519,13 @@ StatusOr<std::string> ProgentReplyToRules(std::string_view reply, const ToolCata
     }
     for (const auto& item : entry.items()) {
       if (item.key() != "name" && item.key() != "args") {
-        return InvalidArgumentError(where + " has an unknown field `" + item.key() + "`");
+        return InvalidArgumentError(where + " has an unknown field `" + Shown(item.key()) + "`");
       }
     }
     const std::string tool = entry["name"].get<std::string>();
     const json* schema = catalog.Find(tool);
     if (schema == nullptr)
-      return InvalidArgumentError(where + " names an unknown tool `" + tool + "`");
+      return InvalidArgumentError(where + " names an unknown tool `" + Shown(tool) + "`");
     const std::vector<std::string> known = ArgumentNames(*schema);
     ordered_json conditions = ordered_json::object();
     if (entry.contains("args") && !entry["args"].is_null()) {
@@ -522,7 +534,8 @@ StatusOr<std::string> ProgentReplyToRules(std::string_view reply, const ToolCata
       }
       for (const auto& [arg, restriction] : entry["args"].items()) {
         if (std::find(known.begin(), known.end(), arg) == known.end()) {
-          return InvalidArgumentError(where + ": `" + tool + "` has no argument `" + arg + "`");
+          return InvalidArgumentError(where + ": `" + tool + "` has no argument `" + Shown(arg) +
+                                      "`");
         }
         if (restriction.is_null()) continue;
         if (!restriction.is_object() && !restriction.is_string()) {
@@ -596,6 +609,7 @@ Drafter::Reply Drafter::Ask(std::vector<Message> messages, const Constraint& con
     return out;
   }
   out.chat = std::move(*chat);
+  out.chat.finish_reason = Shown(out.chat.finish_reason);  // the server's word, into messages
   switch (out.chat.finish) {
     case Finish::kLength:
       out.status =
@@ -695,7 +709,9 @@ Drafter::Proposal Drafter::Propose(
         problems.push_back(converted.status().message());
       }
     } else {
-      rules = ExtractRules(reply.chat.text);
+      // Every rule states its priority (the floor, where the model wrote none), so the text
+      // says exactly what the session does with it.
+      rules = Normalize(ExtractRules(reply.chat.text), floor);
     }
     if (problems.empty()) {
       AddRulesResult added = trial(rules);
@@ -703,7 +719,7 @@ Drafter::Proposal Drafter::Propose(
       if (problems.empty() && !added.ok()) problems.push_back(added.status.message());
       // Warnings are worth a repair; only errors are worth refusing the answer for.
       if (added.ok() && (problems.empty() || attempt == config_.max_repairs)) {
-        out.rules = Normalize(rules, floor);
+        out.rules = Normalize(rules, floor);  // the canonical text of what was checked
         out.problems = std::move(problems);
         return out;
       }
@@ -863,6 +879,14 @@ UpdateOutcome Drafter::Apply(Session& session, const RulesChange& pending,
     out.result = UpdateOutcome::Result::kFailed;
     out.status = FailedPreconditionError("the update replaces `" + pending.replaces +
                                          "`, which is no longer the session's latest draft");
+    return out;
+  }
+  // The person approved replacing these rules by those: not whatever rules
+  // hold that name in this session now.
+  if (session.AddedText(pending.replaces).value_or("") != pending.before) {
+    out.result = UpdateOutcome::Result::kFailed;
+    out.status = FailedPreconditionError("the update's `before` is not the text of `" +
+                                         pending.replaces + "` in this session");
     return out;
   }
   AddRulesResult real = session.AddRules(

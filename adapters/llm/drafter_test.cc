@@ -560,6 +560,19 @@ TEST_CASE("update modes: narrow-only refuses widening, ask holds it, any applies
     CHECK(drafter.Apply(u.session, out.change).result == UpdateOutcome::Result::kFailed);
   }
   {
+    // A change is applied only over the rules it was approved against.
+    Updated u = ReadTheBill({Reply(R"({"update": true})"), Reply(kWider)}, kBill);
+    Drafter drafter(Config(*u.fake));
+    UpdateOutcome out = drafter.Update(u.session, u.call, UpdateMode::kAsk);
+    REQUIRE(out.result == UpdateOutcome::Result::kPending);
+    RulesChange forged = out.change;
+    forged.before = "allow get_balance priority 100;\n";
+    UpdateOutcome refused = drafter.Apply(u.session, forged);
+    CHECK(refused.result == UpdateOutcome::Result::kFailed);
+    CHECK_THAT(refused.status.message(), Catch::Contains("before"));
+    CHECK(u.session.drafted() == std::vector<std::string>{"draft"});
+  }
+  {
     Updated u = ReadTheBill({Reply(R"({"update": true})"), Reply(kWider)}, kBill);
     UpdateOutcome out = Drafter(Config(*u.fake)).Update(u.session, u.call, UpdateMode::kAny);
     CHECK(out.result == UpdateOutcome::Result::kApplied);
