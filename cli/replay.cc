@@ -183,7 +183,8 @@ StatusOr<json> ReplaySuite(const ReplayData& data, const std::string& suite,
     auto criteria = Criteria(data, suite, injection_tasks, &sources);
     Timer timer;
     // Drafting: counts for the report, and the two places the loop differs.
-    std::map<std::string, size_t> drafted = {{"drafts", 0}, {"drafts_failed", 0}, {"model_calls", 0}};
+    std::map<std::string, size_t> drafted = {
+        {"drafts", 0}, {"drafts_failed", 0}, {"model_calls", 0}};
     auto open_session = [&](const json& u) {
       Session session(program, u.value("prompt", ""));
       if (drafting != nullptr && drafting->drafter != nullptr) {

@@ -44,7 +44,8 @@ struct ReplayDrafting {
 };
 
 // Replays one suite. With `drafting`, the report also holds "drafting": counts of
-// drafts, failed drafts, updates by result, and model calls. The report holds "suite", "policy", the counts
+// drafts, failed drafts, updates by result, and model calls. The report holds "suite", "policy",
+// the counts
 // ("user_tasks", "user_tasks_allowed", "pairs", "blockable_pairs",
 // "pairs_defended", "attack_success_rate", "decisions", "decisions_per_second")
 // and every outcome ("utility": [...], "security": [...]).
