@@ -136,10 +136,7 @@ bool IsIdentifier(const std::string& s) {
   return true;
 }
 
-std::string TargetText(const Target& t) {
-  if (t.text == "*" || IsIdentifier(t.text)) return t.text;
-  return Quote(t.text);
-}
+std::string TargetText(const Target& t) { return t.text == "*" ? t.text : FormatToolName(t.text); }
 
 std::string FallbackText(const Fallback& f) {
   static const char* const kNames[] = {"block", "ask", "terminate"};
@@ -308,6 +305,10 @@ std::string Format(const PolicyAst& ast, const Source& source) {
     last_line = c.position.line;
   }
   return out;
+}
+
+std::string FormatToolName(const std::string& name) {
+  return IsIdentifier(name) ? name : Quote(name);
 }
 
 }  // namespace toolwarden

@@ -23,6 +23,10 @@ inline constexpr size_t kFormatLineWidth = 100;
 std::string Format(const PolicyAst& ast, const Source& source);
 // The canonical text of one expression, e.g. for messages and tests.
 std::string FormatExpr(const Expr& expr);
+// A rule target naming exactly the tool `name`: bare when it is an identifier
+// and not a reserved word, else a string literal. (`*` and `?` in it would be
+// read as a glob; callers that need an exact name check for them.)
+std::string FormatToolName(const std::string& name);
 
 }  // namespace toolwarden
 

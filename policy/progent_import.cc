@@ -14,6 +14,8 @@
 #include <utility>
 #include <vector>
 
+#include "policy/formatter.h"
+
 namespace toolwarden {
 namespace {
 
@@ -390,8 +392,7 @@ class Translator {
       return Fail(pointer, "tool name " + Quote(name) +
                                " contains `*` or `?`, which toolwarden reads as a glob");
     }
-    if (IsIdentifier(name) && !IsKeyword(name)) return name;
-    return StringLiteral(name);
+    return FormatToolName(name);
   }
 
   StatusOr<std::string> Entry(const Json& entry, const std::string& pointer,

@@ -8,6 +8,7 @@
 
 #include "policy/formatter.h"
 #include "policy/json_limits.h"
+#include "policy/narrowing.h"
 #include "policy/parser.h"
 #include "policy/progent_import.h"
 
@@ -408,21 +409,6 @@ std::vector<std::string> ArgumentNames(const json& schema) {
   return names;
 }
 
-bool IsIdentifier(const std::string& name) {
-  static const std::set<std::string> kReserved = {
-      "policy",   "tools",    "trust",    "let",    "default", "allow",    "forbid",
-      "when",     "priority", "fallback", "update", "block",   "ask",      "terminate",
-      "and",      "or",       "not",      "in",     "matches", "contains", "startswith",
-      "endswith", "from",     "true",     "false",  "null"};
-  if (name.empty() || kReserved.count(name) != 0) return false;
-  for (size_t i = 0; i < name.size(); ++i) {
-    const char c = name[i];
-    const bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-    if (!alpha && !(i > 0 && c >= '0' && c <= '9')) return false;
-  }
-  return true;
-}
-
 // A GBNF string literal for `text`.
 std::string GbnfLiteral(const std::string& text) {
   std::string out = "\"";
@@ -437,9 +423,7 @@ std::string DraftGrammar(const ToolCatalog& catalog) {
   std::string tools;
   for (const auto& item : catalog.tools()) {
     const std::string& name = item.first;
-    // A tool name as the policy language writes it: bare when it is an identifier, else quoted.
-    std::string spelled = IsIdentifier(name) ? name : json(name).dump();
-    tools += (tools.empty() ? "" : " | ") + GbnfLiteral(spelled);
+    tools += (tools.empty() ? "" : " | ") + GbnfLiteral(FormatToolName(name));
   }
   if (tools.empty()) tools = "\"*\"";
   return "# Drafted rules: `allow` rules of the toolwarden policy language.\n"
@@ -734,22 +718,30 @@ Drafter::Proposal Drafter::Propose(
   return out;
 }
 
+StatusOr<const ToolCatalog*> Drafter::Tools(const Session& session) const {
+  Status config = ValidateConfig(config_);
+  if (!config.ok()) return config;
+  const ToolCatalog* catalog =
+      session.program() != nullptr ? session.program()->catalog() : nullptr;
+  if (catalog == nullptr) {
+    return FailedPreconditionError(
+        "drafting needs the tools: the policy has no `tools` file or --tools");
+  }
+  return catalog;
+}
+
 DraftOutcome Drafter::Draft(Session& session, const std::string& name,
                             const ChangeGate& commit) const {
   DraftOutcome out;
   out.name = name;
-  const ToolCatalog* catalog =
-      session.program() != nullptr ? session.program()->catalog() : nullptr;
-  if (catalog == nullptr) {
-    out.status = FailedPreconditionError(
-        "drafting needs the tools: the policy has no `tools` file or --tools");
+  StatusOr<const ToolCatalog*> catalog = Tools(session);
+  if (!catalog.ok()) {
+    out.status = catalog.status();
     return out;
   }
-  out.status = ValidateConfig(config_);
-  if (!out.status.ok()) return out;
   const int64_t floor = session.DraftFloor();
-  Proposal proposal = Propose(DraftPrompt(*catalog, session.query(), config_.format, floor),
-                              *catalog, floor, [&](const std::string& rules) {
+  Proposal proposal = Propose(DraftPrompt(**catalog, session.query(), config_.format, floor),
+                              **catalog, floor, [&](const std::string& rules) {
                                 Session trial = session;
                                 return trial.AddRules(name, rules, AddMode::kDraft);
                               });
@@ -786,11 +778,8 @@ UpdateOutcome Drafter::Update(Session& session, size_t call, UpdateMode mode,
     out.status = std::move(status);
     return out;
   };
-  const ToolCatalog* catalog =
-      session.program() != nullptr ? session.program()->catalog() : nullptr;
-  if (catalog == nullptr) return fail(FailedPreconditionError("updating needs the tools"));
-  Status config = ValidateConfig(config_);
-  if (!config.ok()) return fail(config);
+  StatusOr<const ToolCatalog*> catalog = Tools(session);
+  if (!catalog.ok()) return fail(catalog.status());
   const std::vector<std::string> drafted = session.drafted();
   if (drafted.empty()) {
     return fail(FailedPreconditionError("the session has no drafted rules to update"));
@@ -829,9 +818,9 @@ UpdateOutcome Drafter::Update(Session& session, size_t call, UpdateMode mode,
   const int64_t floor = session.DraftFloor();
   const std::string name = FreshName(session, "update");
   Proposal proposal =
-      Propose(UpdatePrompt(*catalog, session.query(), before, record.tool, record.args,
+      Propose(UpdatePrompt(**catalog, session.query(), before, record.tool, record.args,
                            *record.result, config_.format, floor),
-              *catalog, floor, [&](const std::string& rules) {
+              **catalog, floor, [&](const std::string& rules) {
                 Session trial = session;
                 return trial.AddRules(name, rules, AddMode::kDraft, nullptr, replaces);
               });
@@ -846,12 +835,13 @@ UpdateOutcome Drafter::Update(Session& session, size_t call, UpdateMode mode,
   out.change.mode = std::string(UpdateModeName(mode));
   AddMode add = AddMode::kDraft;
   if (mode != UpdateMode::kAny) {
-    Session proof = session;
-    AddRulesResult narrower =
-        proof.AddRules(name, proposal.rules, AddMode::kDraftNarrowing, nullptr, replaces);
-    if (!narrower.ok()) {
-      out.problems = DiagnosticLines(narrower.diagnostics);
-      if (out.problems.empty()) out.problems.push_back(narrower.status.message());
+    // The engine proves it again when the rules are added (kDraftNarrowing);
+    // asking the prover first only decides between that and refusing.
+    StatusOr<NarrowingResult> proof = ProveNarrower(before, proposal.rules);
+    if (!proof.ok()) return fail(proof.status());
+    if (!proof->narrower) {
+      out.problems.clear();
+      for (const Narrowing& w : proof->widening) out.problems.push_back(w.Line());
       out.result = mode == UpdateMode::kAsk ? UpdateOutcome::Result::kPending
                                             : UpdateOutcome::Result::kRefused;
       return out;

@@ -175,6 +175,8 @@ class Drafter {
   const LlmConfig& config() const { return config_; }
 
  private:
+  // The session's tool catalog, once the configuration is valid.
+  StatusOr<const ToolCatalog*> Tools(const Session& session) const;
   struct Reply;
   Reply Ask(std::vector<Message> messages, const Constraint& constraint) const;
   // Asks, reads the answer, checks it with `trial` (AddRules on a copy of the

@@ -147,6 +147,19 @@ OJson ChatMessages(const std::vector<Message>& messages) {
   return out;
 }
 
+// A JSON POST with the key, if any, as `Authorization: Bearer` (OpenAI,
+// llama-server and Ollama all take it so).
+HttpRequest BearerRequest(const Endpoint& endpoint, std::string url, const OJson& body) {
+  HttpRequest out;
+  out.url = std::move(url);
+  out.headers.emplace_back("Content-Type", "application/json");
+  if (!endpoint.api_key.empty()) {
+    out.headers.emplace_back("Authorization", "Bearer " + HeaderValue(endpoint.api_key));
+  }
+  out.body = Dump(body);
+  return out;
+}
+
 HttpRequest BuildOpenAI(const Endpoint& endpoint, const ChatRequest& request) {
   OJson body = OJson::object();
   body["model"] = endpoint.model;
@@ -168,14 +181,7 @@ HttpRequest BuildOpenAI(const Endpoint& endpoint, const ChatRequest& request) {
              endpoint.protocol == Protocol::kLlamaCpp) {
     body["grammar"] = constraint.grammar;
   }
-  HttpRequest out;
-  out.url = JoinUrl(endpoint.base_url, "/v1/chat/completions", "/v1");
-  out.headers.emplace_back("Content-Type", "application/json");
-  if (!endpoint.api_key.empty()) {
-    out.headers.emplace_back("Authorization", "Bearer " + HeaderValue(endpoint.api_key));
-  }
-  out.body = Dump(body);
-  return out;
+  return BearerRequest(endpoint, JoinUrl(endpoint.base_url, "/v1/chat/completions", "/v1"), body);
 }
 
 HttpRequest BuildAnthropic(const Endpoint& endpoint, const ChatRequest& request) {
@@ -235,14 +241,7 @@ HttpRequest BuildOllama(const Endpoint& endpoint, const ChatRequest& request) {
   if (request.constraint.kind == Constraint::Kind::kJsonSchema) {
     body["format"] = request.constraint.schema;
   }
-  HttpRequest out;
-  out.url = JoinUrl(endpoint.base_url, "/api/chat", "/api");
-  out.headers.emplace_back("Content-Type", "application/json");
-  if (!endpoint.api_key.empty()) {
-    out.headers.emplace_back("Authorization", "Bearer " + HeaderValue(endpoint.api_key));
-  }
-  out.body = Dump(body);
-  return out;
+  return BearerRequest(endpoint, JoinUrl(endpoint.base_url, "/api/chat", "/api"), body);
 }
 
 // --- replies ------------------------------------------------------------------
