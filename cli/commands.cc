@@ -7,6 +7,7 @@
 
 #include "adapters/log/decision_log.h"
 #include "cli/draft.h"
+#include "cli/mcp.h"
 #include "cli/policy_tests.h"
 #include "cli/replay.h"
 #include "cli/serve.h"
@@ -39,6 +40,8 @@ constexpr char kUsage[] =
     "  draft --tools FILE --query TEXT [--policy FILE] [--llm URL] [--model NAME]\n"
     "        [--protocol openai|llama.cpp|anthropic|ollama] [--format json|policy]\n"
     "        [--repairs N] [--timeout SECONDS] [--max-tokens N]\n"
+    "  mcp --policy FILE [--tools FILE] [--query TEXT] [--decision-log FILE] [--fsync]\n"
+    "      [--shutdown-grace MS] -- COMMAND ARGS...\n"
     "See docs/cli.md.\n";
 
 // Flags of the form --name VALUE (repeatable ones collect every value), plus
@@ -446,6 +449,36 @@ int Draft(const std::vector<std::string>& args, std::ostream& out, std::ostream&
   return RunDraft(options, out, err);
 }
 
+// `mcp ... -- COMMAND ARGS...`: the flags come before `--`, the server after.
+int Mcp(const std::vector<std::string>& args, std::ostream& err) {
+  auto dashes = std::find(args.begin(), args.end(), "--");
+  if (dashes == args.end() || dashes + 1 == args.end()) {
+    return Usage(err, "mcp needs the server's command after `--`");
+  }
+  std::vector<std::string> before(args.begin(), dashes);
+  Flags flags = ParseFlags(
+      before, 1, {"policy", "tools", "query", "decision-log", "shutdown-grace"}, {"fsync"});
+  if (!flags.error.empty()) return Usage(err, flags.error);
+  if (!flags.positional.empty()) return Usage(err, "mcp takes no arguments before `--` but flags");
+  McpOptions options;
+  std::optional<std::string> policy = flags.Get("policy");
+  if (!policy) return Usage(err, "mcp needs --policy FILE");
+  options.policy = *policy;
+  options.tools = flags.Get("tools");
+  options.query = flags.Get("query");
+  options.decision_log = flags.Get("decision-log");
+  options.fsync_each = flags.Has("fsync");
+  if (std::optional<std::string> grace = flags.Get("shutdown-grace")) {
+    if (grace->empty() || grace->size() > 7 ||
+        grace->find_first_not_of("0123456789") != std::string::npos) {
+      return Usage(err, "--shutdown-grace is milliseconds, up to 9999999");
+    }
+    options.grace = std::chrono::milliseconds(std::stoll(*grace));
+  }
+  options.command.assign(dashes + 1, args.end());
+  return RunMcp(options, err);
+}
+
 int Serve(const std::vector<std::string>& args, std::ostream& err) {
   Flags flags =
       ParseFlags(args, 1,
@@ -516,6 +549,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     if (command == "verify-log") return VerifyLogCommand(args, out, err);
     if (command == "serve") return Serve(args, err);
     if (command == "draft") return Draft(args, out, err);
+    if (command == "mcp") return Mcp(args, err);
     if (command == "help" || command == "--help" || command == "-h") {
       out << kUsage;
       return kExitOk;

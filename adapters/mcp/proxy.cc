@@ -1,0 +1,540 @@
+#include "adapters/mcp/proxy.h"
+
+#include <cstdio>
+#include <random>
+#include <set>
+#include <tuple>
+#include <utility>
+
+#include "policy/checker.h"
+#include "policy/diagnostic.h"
+#include "policy/json_limits.h"
+#include "policy/parser.h"
+#include "policy/tool_catalog.h"
+
+namespace toolwarden::mcp {
+namespace {
+
+using nlohmann::json;
+
+std::string Dump(const json& value) {
+  return value.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string ErrorResponse(const json& id, int code, const std::string& message) {
+  return Dump({{"jsonrpc", "2.0"}, {"id", id}, {"error", {{"code", code}, {"message", message}}}});
+}
+
+std::string_view Method(const json& message) {
+  auto it = message.find("method");
+  if (it == message.end() || !it->is_string()) return {};
+  return it->get_ref<const std::string&>();
+}
+
+// A request or notification has a method; a request also has an id.
+bool IsRequest(const json& message) {
+  return message.is_object() && !Method(message).empty() && message.contains("id");
+}
+
+// JSON-RPC ids are strings or numbers (MCP: strings or integers).
+bool ValidId(const json& id) { return id.is_string() || id.is_number(); }
+
+std::string IdKey(const json& message) { return Dump(message.at("id")); }
+
+const json* Member(const json& object, const char* key) {
+  if (!object.is_object()) return nullptr;
+  auto it = object.find(key);
+  return it == object.end() ? nullptr : &*it;
+}
+
+// The diagnostics of `source` checked with `catalog` (null: without one).
+Diagnostics CheckSource(const Source& source, const ToolCatalog* catalog) {
+  ParseResult parsed = Parse(source);
+  if (parsed.diagnostics.HasErrors()) return parsed.diagnostics;
+  Diagnostics all = parsed.diagnostics;
+  all.Append(Check(std::move(parsed.ast), source, catalog).diagnostics);
+  return all;
+}
+
+auto DiagnosticKey(const Diagnostic& d) {
+  return std::make_tuple(d.position.line, d.position.column, d.severity, d.message);
+}
+
+std::string RandomHex() {
+  std::random_device device;
+  std::string out;
+  for (int i = 0; i < 4; ++i) {
+    char buffer[9];
+    std::snprintf(buffer, sizeof buffer, "%08x", static_cast<unsigned>(device()));
+    out += buffer;
+  }
+  return out;
+}
+
+}  // namespace
+
+Proxy::Proxy(ProxyOptions options) : options_(std::move(options)) {
+  if (options_.id_prefix.empty()) options_.id_prefix = "toolwarden-" + RandomHex() + "-";
+  session_.emplace(options_.program, options_.query.value_or(""));
+  baseline_ = CheckSource(options_.policy_source, nullptr);
+}
+
+void Proxy::Report(const std::string& line) const {
+  if (options_.report) options_.report(line);
+}
+
+std::string Proxy::NextId() { return options_.id_prefix + std::to_string(next_id_++); }
+
+ProxyOutput Proxy::FromClient(std::string_view line) {
+  ProxyOutput out;
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  if (line.empty() || closed_) return out;
+  StatusOr<json> parsed = ParseJson(line, {kMaxMcpMessageBytes, kMaxJsonDepth});
+  if (!parsed.ok()) {
+    bool too_deep = parsed.status().code() == StatusCode::kResourceExhausted;
+    Report("rejected a message from the client: " + parsed.status().message());
+    out.to_client.push_back(ErrorResponse(
+        nullptr, too_deep ? kInvalidRequest : kParseError,
+        (too_deep ? "Invalid Request: " : "Parse error: ") + parsed.status().message()));
+    return out;
+  }
+  const json& message = *parsed;
+  if (message.is_array()) {
+    bool split = false;
+    for (const json& element : message) split = split || Intercepted(element);
+    if (split) {  // each element as if sent alone
+      for (const json& element : message) Client(element, Dump(element), &out);
+      return out;
+    }
+    for (const json& element : message) {
+      if (IsRequest(element) && ValidId(element["id"])) {
+        forwarded_[IdKey(element)] = Forwarded{element["id"], std::string(Method(element)), {}};
+      }
+    }
+    out.to_server.emplace_back(line);
+    return out;
+  }
+  if (!message.is_object()) {
+    out.to_client.push_back(ErrorResponse(nullptr, kInvalidRequest,
+                                          "Invalid Request: a message is a JSON object or array"));
+    return out;
+  }
+  Client(message, line, &out);
+  return out;
+}
+
+bool Proxy::Intercepted(const json& message) const {
+  if (!message.is_object()) return false;
+  std::string_view method = Method(message);
+  if (method == "tools/call" || method == kQueryNotification) return true;
+  if (!method.empty()) return false;
+  const json* id = Member(message, "id");
+  return id != nullptr && id->is_string() && asks_.count(id->get<std::string>()) > 0;
+}
+
+void Proxy::Client(const json& message, std::string_view raw, ProxyOutput* out) {
+  if (closed_) return;
+  if (!message.is_object()) {
+    out->to_server.emplace_back(raw);
+    return;
+  }
+  std::string_view method = Method(message);
+  if (method.empty()) {
+    ClientResponse(message, raw, out);
+    return;
+  }
+  const bool request = message.contains("id");
+  if (method == "tools/call") {
+    if (request) {
+      Call(message, out);
+    } else {
+      Report("dropped a tools/call sent as a notification (no id): it cannot be answered");
+    }
+    return;
+  }
+  if (method == kQueryNotification && !request) {
+    const json* params = Member(message, "params");
+    const json* query = params ? Member(*params, "query") : nullptr;
+    if (query == nullptr || !query->is_string()) {
+      Report("ignored " + std::string(kQueryNotification) + ": params.query is not a string");
+    } else if (options_.query) {
+      Report("ignored " + std::string(kQueryNotification) + ": the query was set by --query");
+    } else if (decided_any_) {
+      Report("ignored " + std::string(kQueryNotification) +
+             ": a tools/call was already decided under the previous query");
+    } else {
+      session_.emplace(options_.program, query->get<std::string>());
+    }
+    return;
+  }
+  if (method == "initialize" && request) {
+    const json* params = Member(message, "params");
+    const json* capabilities = params ? Member(*params, "capabilities") : nullptr;
+    const json* elicitation = capabilities ? Member(*capabilities, "elicitation") : nullptr;
+    client_elicits_ = elicitation != nullptr && elicitation->is_object();
+  }
+  if (method == "notifications/cancelled" && !request) {
+    // A call still waiting for approval never reached the server: forget it.
+    const json* params = Member(message, "params");
+    const json* target = params ? Member(*params, "requestId") : nullptr;
+    if (target != nullptr) {
+      for (auto it = asks_.begin(); it != asks_.end(); ++it) {
+        if (it->second.id == *target) {
+          asks_.erase(it);
+          return;
+        }
+      }
+    }
+  }
+  Forward(message, std::string(raw), out);
+  if (method == "notifications/initialized" && !request) {
+    initialized_ = true;
+    if (server_has_tools_) RequestTools(out);
+  }
+}
+
+void Proxy::Forward(const json& message, std::string line, ProxyOutput* out) {
+  if (IsRequest(message) && ValidId(message["id"])) {
+    if (pending() >= kMaxPendingRequests) {
+      out->to_client.push_back(
+          ErrorResponse(message["id"], kInternalError,
+                        "toolwarden: " + std::to_string(kMaxPendingRequests) +
+                            " requests are already waiting for an answer (kMaxPendingRequests)"));
+      return;
+    }
+    forwarded_[IdKey(message)] = Forwarded{message["id"], std::string(Method(message)), {}};
+  }
+  out->to_server.push_back(std::move(line));
+}
+
+void Proxy::Call(const json& message, ProxyOutput* out) {
+  const json& id = message["id"];
+  if (!ValidId(id)) {
+    out->to_client.push_back(ErrorResponse(nullptr, kInvalidRequest,
+                                           "Invalid Request: the id is not a string or number"));
+    return;
+  }
+  if (pending() >= kMaxPendingRequests) {
+    out->to_client.push_back(
+        ErrorResponse(id, kInternalError,
+                      "toolwarden: " + std::to_string(kMaxPendingRequests) +
+                          " requests are already waiting for an answer (kMaxPendingRequests)"));
+    return;
+  }
+  const json* params = Member(message, "params");
+  const json* name = params ? Member(*params, "name") : nullptr;
+  const json* arguments = params ? Member(*params, "arguments") : nullptr;
+  if (name == nullptr || !name->is_string()) {
+    out->to_client.push_back(
+        ErrorResponse(id, kInvalidParams, "Invalid params: tools/call needs a string params.name"));
+    return;
+  }
+  if (arguments != nullptr && !arguments->is_object()) {
+    out->to_client.push_back(ErrorResponse(
+        id, kInvalidParams, "Invalid params: tools/call params.arguments must be an object"));
+    return;
+  }
+  const std::string& tool = name->get_ref<const std::string&>();
+  const json args = arguments ? *arguments : json::object();
+  decided_any_ = true;
+  bool logged = true;
+  Decision decision = session_->Decide(tool, args, [&](const Decision& d) {
+    logged = Log("decide", args, d);
+    return logged;
+  });
+  if (!logged) {
+    out->to_client.push_back(
+        ErrorResponse(id, kInternalError,
+                      "toolwarden: the decision log cannot be written; the call was not run"));
+    return;
+  }
+  switch (decision.outcome) {
+    case Outcome::kAllow:
+      Allowed(message, decision, out);
+      return;
+    case Outcome::kAsk:
+      if (client_elicits_) {
+        std::string ask_id = NextId();
+        std::string text = decision.message + "\n\nTool: " + Abbreviate(tool, 200) +
+                           "\nArguments: " + Abbreviate(Dump(args), kMaxQuotedArgsBytes);
+        json schema = {{"type", "object"},
+                       {"properties",
+                        {{"approve",
+                          {{"type", "boolean"},
+                           {"title", "Allow this call"},
+                           {"description",
+                            "Allow " + Abbreviate(tool, 200) + " to run with these arguments"}}}}},
+                       {"required", {"approve"}}};
+        out->to_client.push_back(
+            Dump({{"jsonrpc", "2.0"},
+                  {"id", ask_id},
+                  {"method", "elicitation/create"},
+                  {"params", {{"message", text}, {"requestedSchema", schema}}}}));
+        asks_[ask_id] = Ask{id, message, tool, args};
+        Report("asking the client to approve " + Abbreviate(tool, 200) + " (" + ReasonOf(decision) +
+               ")");
+        return;
+      }
+      Refuse(id, decision, out);
+      return;
+    case Outcome::kDeny:
+    case Outcome::kTerminate:
+      Refuse(id, decision, out);
+      return;
+  }
+}
+
+void Proxy::Allowed(const json& message, const Decision& decision, ProxyOutput* out) {
+  forwarded_[IdKey(message)] = Forwarded{message["id"], "tools/call", decision.call};
+  out->to_server.push_back(Dump(message));
+}
+
+void Proxy::Refuse(const json& id, const Decision& decision, ProxyOutput* out) {
+  json result = {{"content", {{{"type", "text"}, {"text", decision.message}}}}, {"isError", true}};
+  out->to_client.push_back(Dump({{"jsonrpc", "2.0"}, {"id", id}, {"result", result}}));
+  Report(std::string(decision.outcome == Outcome::kTerminate ? "terminated on " : "denied ") +
+         Abbreviate(decision.tool, 200) + ": " + ReasonOf(decision));
+  if (decision.outcome != Outcome::kTerminate) return;
+  // The session ends: calls still waiting for approval are denied with it.
+  for (auto& [ask_id, ask] : asks_) {
+    out->to_client.push_back(Dump(
+        {{"jsonrpc", "2.0"},
+         {"id", ask.id},
+         {"result",
+          {{"content", {{{"type", "text"}, {"text", decision.message}}}}, {"isError", true}}}}));
+  }
+  asks_.clear();
+  closed_ = true;
+  out->close = true;
+}
+
+void Proxy::ClientResponse(const json& message, std::string_view raw, ProxyOutput* out) {
+  const json* id = Member(message, "id");
+  auto it = id != nullptr && id->is_string() ? asks_.find(id->get<std::string>()) : asks_.end();
+  if (it == asks_.end()) {
+    out->to_server.emplace_back(raw);  // an answer to the server's own request
+    return;
+  }
+  Ask ask = std::move(it->second);
+  asks_.erase(it);
+  const json* result = Member(message, "result");
+  const json* action = result ? Member(*result, "action") : nullptr;
+  const json* content = result ? Member(*result, "content") : nullptr;
+  const json* approve = content ? Member(*content, "approve") : nullptr;
+  const bool approved = action != nullptr && *action == "accept" && approve != nullptr &&
+                        approve->is_boolean() && approve->get<bool>();
+  bool logged = true;
+  auto gate = [&](const char* kind) {
+    return [&, kind](const Decision& d) {
+      logged = Log(kind, ask.args, d);
+      return logged;
+    };
+  };
+  Decision decision = approved ? session_->Approve(ask.tool, ask.args, gate("approve"))
+                               : session_->Check(ask.tool, ask.args);
+  if (!approved) {
+    Report("the client did not approve " + Abbreviate(ask.tool, 200));
+    logged = Log("decline", ask.args, decision);
+  }
+  if (!logged) {
+    out->to_client.push_back(
+        ErrorResponse(ask.id, kInternalError,
+                      "toolwarden: the decision log cannot be written; the call was not run"));
+    return;
+  }
+  if (approved && decision.allowed()) {
+    Allowed(ask.message, decision, out);
+    return;
+  }
+  if (decision.allowed()) {  // declined, though the policy now allows it: still not run
+    decision.outcome = Outcome::kDeny;
+    decision.message = "The call was not approved.";
+  }
+  Refuse(ask.id, decision, out);
+}
+
+bool Proxy::Log(std::string_view kind, const json& args, const Decision& decision) {
+  if (options_.log == nullptr) return true;
+  Status status = options_.log->Append(
+      DecisionLogEntry(kind, options_.session_name, args, DecisionToJson(decision)));
+  if (!status.ok()) Report("decision log: " + status.message());
+  return status.ok();
+}
+
+ProxyOutput Proxy::FromServer(std::string_view line) {
+  ProxyOutput out;
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  if (line.empty()) return out;
+  StatusOr<json> parsed = ParseJson(line, {kMaxMcpMessageBytes, kMaxJsonDepth});
+  if (!parsed.ok()) {
+    Report("dropped a line from the server that is not JSON (" + std::to_string(line.size()) +
+           " bytes): " + parsed.status().message());
+    return out;
+  }
+  const json& message = *parsed;
+  if (message.is_array()) {
+    bool ours = false;
+    for (const json& element : message) {
+      const json* id = Member(element, "id");
+      ours = ours || (Method(element).empty() && id != nullptr && id->is_string() &&
+                      lists_.count(id->get<std::string>()) > 0);
+    }
+    if (ours) {
+      for (const json& element : message) Server(element, Dump(element), &out);
+      return out;
+    }
+    for (const json& element : message) Server(element, {}, &out);
+    out.to_client.emplace_back(line);
+    return out;
+  }
+  Server(message, line, &out);
+  return out;
+}
+
+// `raw` empty: observe only (the caller forwards the whole batch).
+void Proxy::Server(const json& message, std::string_view raw, ProxyOutput* out) {
+  const bool forward = !raw.empty();
+  if (!message.is_object()) {
+    if (forward) out->to_client.emplace_back(raw);
+    return;
+  }
+  std::string_view method = Method(message);
+  if (method.empty()) {
+    const json* id = Member(message, "id");
+    if (id != nullptr && id->is_string()) {
+      auto list = lists_.find(id->get<std::string>());
+      if (list != lists_.end()) {
+        ToolList pages = std::move(list->second);
+        lists_.erase(list);
+        ToolsPage(std::move(pages), message, out);
+        return;
+      }
+    }
+    if (id != nullptr) {
+      auto it = forwarded_.find(Dump(*id));
+      if (it != forwarded_.end()) {
+        const json* result = Member(message, "result");
+        if (it->second.method == "initialize" && result != nullptr) {
+          const json* capabilities = Member(*result, "capabilities");
+          const json* tools = capabilities ? Member(*capabilities, "tools") : nullptr;
+          server_has_tools_ = tools != nullptr && tools->is_object();
+        }
+        if (it->second.call && result != nullptr) {
+          Status status = session_->AttachResult(*it->second.call, *result);
+          if (!status.ok()) Report("cannot record a tool's result: " + status.message());
+        }
+        forwarded_.erase(it);
+      }
+    }
+  }
+  if (forward) out->to_client.emplace_back(raw);
+  if (method == "notifications/tools/list_changed" && initialized_ && server_has_tools_) {
+    RequestTools(out);
+  }
+}
+
+// One page of the proxy's own tools/list: ask for the next, or check them all.
+void Proxy::ToolsPage(ToolList pages, const json& message, ProxyOutput* out) {
+  const json* result = Member(message, "result");
+  const json* tools = result ? Member(*result, "tools") : nullptr;
+  if (tools == nullptr || !tools->is_array()) {
+    const json* error = Member(message, "error");
+    Report("cannot check the policy against the server's tools: tools/list answered " +
+           Abbreviate(Dump(error ? *error : message), 500));
+    return;
+  }
+  for (const json& tool : *tools) pages.tools.push_back(tool);
+  ++pages.pages;
+  const json* cursor = Member(*result, "nextCursor");
+  if (cursor != nullptr && cursor->is_string()) {
+    if (pages.pages < kMaxToolListPages) {
+      std::string next = NextId();
+      lists_[next] = std::move(pages);
+      out->to_server.push_back(Dump({{"jsonrpc", "2.0"},
+                                     {"id", next},
+                                     {"method", "tools/list"},
+                                     {"params", {{"cursor", *cursor}}}}));
+      return;
+    }
+    Report("checked only the first " + std::to_string(kMaxToolListPages) +
+           " pages of the server's tools (kMaxToolListPages)");
+  }
+  CheckTools(pages.tools);
+}
+
+void Proxy::RequestTools(ProxyOutput* out) {
+  std::string id = NextId();
+  lists_[id] = ToolList{};
+  out->to_server.push_back(Dump({{"jsonrpc", "2.0"}, {"id", id}, {"method", "tools/list"}}));
+}
+
+void Proxy::CheckTools(const json& tools) {
+  StatusOr<ToolCatalog> catalog = ToolCatalogFromJson(json{{"tools", tools}});
+  if (!catalog.ok()) {
+    Report("cannot check the policy against the server's tools: " + catalog.status().message());
+    return;
+  }
+  std::set<decltype(DiagnosticKey(Diagnostic{}))> known;
+  for (const Diagnostic& d : baseline_.Sorted()) known.insert(DiagnosticKey(d));
+  Diagnostics found;
+  size_t count = 0;
+  for (const Diagnostic& d : CheckSource(options_.policy_source, &*catalog).Sorted()) {
+    if (known.count(DiagnosticKey(d)) > 0) continue;
+    ++count;
+    if (d.severity == Severity::kError) {
+      found.Error(d.position, d.message);
+    } else {
+      found.Warning(d.position, d.message);
+    }
+  }
+  const std::string tools_text = std::to_string(catalog->tools().size()) + " tools";
+  std::string text = count == 0
+                         ? "the policy agrees with the server's " + tools_text
+                         : "the policy and the server's " + tools_text + " disagree (" +
+                               std::to_string(count) + (count == 1 ? " problem" : " problems") +
+                               "; the rules decide as written):\n" +
+                               FormatDiagnostics(options_.policy_source, found);
+  while (!text.empty() && text.back() == '\n') text.pop_back();
+  if (text == last_check_) return;
+  last_check_ = text;
+  Report(text);
+}
+
+ProxyOutput Proxy::ClientLineTooLong(size_t bytes) {
+  ProxyOutput out;
+  std::string message = "a message of " + std::to_string(bytes) + " bytes is over the limit of " +
+                        std::to_string(kMaxMcpMessageBytes) + " (kMaxMcpMessageBytes)";
+  Report("dropped " + message + " from the client");
+  if (!closed_) {
+    out.to_client.push_back(ErrorResponse(nullptr, kInvalidRequest, "Invalid Request: " + message));
+  }
+  return out;
+}
+
+void Proxy::ServerLineTooLong(size_t bytes) {
+  Report("dropped a message of " + std::to_string(bytes) +
+         " bytes from the server: over the limit of " + std::to_string(kMaxMcpMessageBytes) +
+         " (kMaxMcpMessageBytes)");
+}
+
+ProxyOutput Proxy::ServerGone(const std::string& why) {
+  ProxyOutput out;
+  const std::string message = "MCP server " + why + " before answering";
+  for (const auto& [key, forwarded] : forwarded_) {
+    out.to_client.push_back(ErrorResponse(forwarded.id, kInternalError, message));
+  }
+  for (const auto& [key, ask] : asks_) {
+    out.to_client.push_back(ErrorResponse(ask.id, kInternalError, message));
+  }
+  if (!forwarded_.empty() || !asks_.empty()) {
+    Report("answered " + std::to_string(forwarded_.size() + asks_.size()) +
+           " waiting requests with an error: " + message);
+  }
+  forwarded_.clear();
+  asks_.clear();
+  lists_.clear();
+  closed_ = true;
+  return out;
+}
+
+}  // namespace toolwarden::mcp
