@@ -41,7 +41,7 @@ constexpr char kUsage[] =
     "        [--protocol openai|llama.cpp|anthropic|ollama] [--format json|policy]\n"
     "        [--repairs N] [--timeout SECONDS] [--max-tokens N]\n"
     "  mcp --policy FILE [--tools FILE] [--query TEXT] [--decision-log FILE] [--fsync]\n"
-    "      [--shutdown-grace MS] -- COMMAND ARGS...\n"
+    "      ([--shutdown-grace MS] -- COMMAND ARGS... | [--listen HOST:PORT] --upstream URL)\n"
     "See docs/cli.md.\n";
 
 // Flags of the form --name VALUE (repeatable ones collect every value), plus
@@ -452,12 +452,11 @@ int Draft(const std::vector<std::string>& args, std::ostream& out, std::ostream&
 // `mcp ... -- COMMAND ARGS...`: the flags come before `--`, the server after.
 int Mcp(const std::vector<std::string>& args, std::ostream& err) {
   auto dashes = std::find(args.begin(), args.end(), "--");
-  if (dashes == args.end() || dashes + 1 == args.end()) {
-    return Usage(err, "mcp needs the server's command after `--`");
-  }
   std::vector<std::string> before(args.begin(), dashes);
   Flags flags = ParseFlags(
-      before, 1, {"policy", "tools", "query", "decision-log", "shutdown-grace"}, {"fsync"});
+      before, 1,
+      {"policy", "tools", "query", "decision-log", "shutdown-grace", "listen", "upstream"},
+      {"fsync"});
   if (!flags.error.empty()) return Usage(err, flags.error);
   if (!flags.positional.empty()) return Usage(err, "mcp takes no arguments before `--` but flags");
   McpOptions options;
@@ -474,6 +473,26 @@ int Mcp(const std::vector<std::string>& args, std::ostream& err) {
       return Usage(err, "--shutdown-grace is milliseconds, up to 9999999");
     }
     options.grace = std::chrono::milliseconds(std::stoll(*grace));
+  }
+  options.upstream = flags.Get("upstream");
+  if (options.upstream) {
+    if (dashes != args.end())
+      return Usage(err, "mcp takes --upstream URL or `-- COMMAND`, not both");
+    ServerOptions listen;
+    listen.port = 0;
+    if (!ParseListen(flags.Get("listen").value_or("127.0.0.1:0"), &listen)) {
+      return Usage(err, "--listen is HOST:PORT");
+    }
+    if (options.upstream->rfind("http://", 0) != 0 && options.upstream->rfind("https://", 0) != 0) {
+      return Usage(err, "--upstream is an http:// or https:// URL");
+    }
+    options.listen_host = listen.host;
+    options.listen_port = listen.port;
+    return RunMcp(options, err);
+  }
+  if (flags.Get("listen")) return Usage(err, "--listen needs --upstream URL");
+  if (dashes == args.end() || dashes + 1 == args.end()) {
+    return Usage(err, "mcp needs the server's command after `--`, or --upstream URL");
   }
   options.command.assign(dashes + 1, args.end());
   return RunMcp(options, err);

@@ -1,9 +1,13 @@
 #include "cli/mcp.h"
 
+#include <atomic>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <utility>
 
 #include "adapters/log/decision_log.h"
+#include "adapters/mcp/http.h"
 #include "adapters/mcp/proxy.h"
 #include "adapters/mcp/stdio.h"
 #include "cli/commands.h"
@@ -12,7 +16,10 @@
 namespace toolwarden {
 
 int RunMcp(const McpOptions& options, std::ostream& err) {
-  auto report = [&err](const std::string& text) {
+  // Lines may come from many threads (one per HTTP connection): one at a time.
+  std::mutex mutex;
+  std::function<void(const std::string&)> report = [&err, &mutex](const std::string& text) {
+    std::lock_guard<std::mutex> lock(mutex);
     err << "toolwarden mcp: " << text << "\n";
     err.flush();
   };
@@ -44,11 +51,27 @@ int RunMcp(const McpOptions& options, std::ostream& err) {
   proxy_options.query = options.query;
   proxy_options.log = log.get();
   proxy_options.report = report;
-  mcp::Proxy proxy(std::move(proxy_options));
-  mcp::StdioOptions stdio;
-  stdio.command = options.command;
-  stdio.grace = options.grace;
-  int code = mcp::RunStdio(proxy, stdio, report);
+  int code;
+  if (options.upstream) {
+    mcp::HttpProxyOptions http;
+    http.host = options.listen_host;
+    http.port = options.listen_port;
+    http.upstream = *options.upstream;
+    std::atomic<size_t> sessions{0};
+    http.new_session = [&proxy_options, &sessions] {
+      mcp::ProxyOptions each = proxy_options;
+      each.elicitation = false;
+      each.session_name = "mcp-" + std::to_string(++sessions);
+      return each;
+    };
+    code = mcp::RunHttp(http, report);
+  } else {
+    mcp::Proxy proxy(std::move(proxy_options));
+    mcp::StdioOptions stdio;
+    stdio.command = options.command;
+    stdio.grace = options.grace;
+    code = mcp::RunStdio(proxy, stdio, report);
+  }
   if (log) {
     Status flushed = log->Flush();
     if (!flushed.ok()) report("decision log: " + flushed.message());

@@ -5,6 +5,7 @@
 #define TOOLWARDEN_CLI_MCP_H_
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -19,11 +20,16 @@ struct McpOptions {
   std::optional<std::string> decision_log;  // the hash-chained log (docs/decision-log.md)
   bool fsync_each = false;                  // fsync the log after every line
   std::chrono::milliseconds grace{5000};    // before SIGTERM, and again before SIGKILL
-  std::vector<std::string> command;         // the server and its arguments
+  std::vector<std::string> command;         // the server and its arguments, or
+  std::optional<std::string> upstream;      // the upstream server's Streamable HTTP endpoint
+  std::string listen_host = "127.0.0.1";    // where to serve it (with `upstream`)
+  uint16_t listen_port = 0;
 };
 
-// Runs the proxy until the session ends. Returns the server's exit code (128 + N
-// when signal N ended it), 127 when it cannot be started, and kExitFailed (1)
+// Over stdio, runs the proxy until the session ends and returns the server's
+// exit code (128 + N when signal N ended it), or 127 when it cannot be
+// started. Over HTTP (`upstream` set), serves until SIGINT or SIGTERM and
+// returns 0, or kExitFailed when it cannot listen. Both return kExitFailed (1)
 // when the policy does not load or the log cannot be opened. Problems and
 // notes go to `err`, each line starting "toolwarden mcp: ".
 int RunMcp(const McpOptions& options, std::ostream& err);

@@ -171,7 +171,7 @@ void Proxy::Client(const json& message, std::string_view raw, ProxyOutput* out) 
     const json* params = Member(message, "params");
     const json* capabilities = params ? Member(*params, "capabilities") : nullptr;
     const json* elicitation = capabilities ? Member(*capabilities, "elicitation") : nullptr;
-    client_elicits_ = elicitation != nullptr && elicitation->is_object();
+    client_elicits_ = options_.elicitation && elicitation != nullptr && elicitation->is_object();
   }
   if (method == "notifications/cancelled" && !request) {
     // A call still waiting for approval never reached the server: forget it.
@@ -418,6 +418,8 @@ void Proxy::Server(const json& message, std::string_view raw, ProxyOutput* out) 
           const json* capabilities = Member(*result, "capabilities");
           const json* tools = capabilities ? Member(*capabilities, "tools") : nullptr;
           server_has_tools_ = tools != nullptr && tools->is_object();
+          // A client that said `initialized` before this answer came.
+          if (initialized_ && server_has_tools_) RequestTools(out);
         }
         if (it->second.call && result != nullptr) {
           Status status = session_->AttachResult(*it->second.call, *result);
@@ -515,6 +517,17 @@ void Proxy::ServerLineTooLong(size_t bytes) {
   Report("dropped a message of " + std::to_string(bytes) +
          " bytes from the server: over the limit of " + std::to_string(kMaxMcpMessageBytes) +
          " (kMaxMcpMessageBytes)");
+}
+
+ProxyOutput Proxy::Unanswered(std::string_view forwarded, const std::string& why) {
+  ProxyOutput out;
+  StatusOr<json> parsed = ParseJson(forwarded, {kMaxMcpMessageBytes, kMaxJsonDepth});
+  if (!parsed.ok() || !IsRequest(*parsed)) return out;
+  auto it = forwarded_.find(IdKey(*parsed));
+  if (it == forwarded_.end()) return out;
+  out.to_client.push_back(ErrorResponse(it->second.id, kInternalError, why));
+  forwarded_.erase(it);
+  return out;
 }
 
 ProxyOutput Proxy::ServerGone(const std::string& why) {

@@ -78,6 +78,9 @@ struct ProxyOptions {
   std::string session_name = "mcp";  // the decision log's `session`
   // Lines for the operator (stderr), without a final newline.
   std::function<void(const std::string&)> report;
+  // Whether `ask` may use elicitation at all (the HTTP transport cannot: the
+  // client's answer would come on another request). Without it `ask` denies.
+  bool elicitation = true;
   // A prefix that makes the proxy's own request ids unique ("toolwarden-" and
   // random hex, by default drawn at construction).
   std::string id_prefix;
@@ -103,6 +106,11 @@ class Proxy {
   // The server is gone (`why`: "exited with status 3", ...): every request
   // still waiting for it is answered with an error.
   ProxyOutput ServerGone(const std::string& why);
+
+  // The server will not answer the request `forwarded` (a line of to_server):
+  // it is answered with an error (code kInternalError, message `why`) instead,
+  // unless it was a notification or already answered.
+  ProxyOutput Unanswered(std::string_view forwarded, const std::string& why);
 
   // Requests waiting for an answer (forwarded, or waiting for approval).
   size_t pending() const { return forwarded_.size() + asks_.size(); }
