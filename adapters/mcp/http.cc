@@ -107,6 +107,8 @@ class EventParser {
 // One MCP session: its Proxy, and the client's headers for the proxy's own
 // requests upstream.
 struct McpSession {
+  std::atomic<int64_t> last_used{
+      0};  // steady-clock seconds; guarded by HttpProxy::mutex_ to change
   std::mutex mutex;
   std::unique_ptr<Proxy> proxy;
   std::vector<std::string> headers;  // "Name: value", guarded by mutex
@@ -359,14 +361,23 @@ bool HttpProxy::Handle(Socket& socket, const http::request<http::string_body>& r
   }
 }
 
+int64_t NowSeconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 std::shared_ptr<McpSession> HttpProxy::Find(const std::string& id) {
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = sessions_.find(id);
-  return it == sessions_.end() ? nullptr : it->second;
+  if (it == sessions_.end()) return nullptr;
+  it->second->last_used = NowSeconds();
+  return it->second;
 }
 
 std::shared_ptr<McpSession> HttpProxy::NewSession() {
   auto session = std::make_shared<McpSession>();
+  session->last_used = NowSeconds();
   session->proxy = std::make_unique<Proxy>(options_.new_session());
   return session;
 }
@@ -396,6 +407,12 @@ bool HttpProxy::Post(Client& client) {
                       (*parsed)["method"] == "initialize";
     if (initialize) {
       std::lock_guard<std::mutex> lock(mutex_);
+      if (sessions_.size() >= kMaxHttpSessions) {  // make room: forget sessions long idle
+        const int64_t cutoff = NowSeconds() - kHttpSessionIdle.count();
+        for (auto it = sessions_.begin(); it != sessions_.end();) {
+          it = it->second->last_used < cutoff ? sessions_.erase(it) : std::next(it);
+        }
+      }
       if (sessions_.size() >= kMaxHttpSessions) {
         return client.Reply(
             http::status::service_unavailable, "application/json",

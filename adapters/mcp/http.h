@@ -35,6 +35,9 @@ namespace toolwarden::mcp {
 
 // MCP sessions the proxy keeps at once; a new one past it gets HTTP 503.
 inline constexpr size_t kMaxHttpSessions = 1000;
+// An MCP session unused for this long may be forgotten to make room for a new
+// one when kMaxHttpSessions are open (its client then gets 404 and starts over).
+inline constexpr std::chrono::seconds kHttpSessionIdle{1800};
 // Client connections served at once (a thread each); more are closed.
 inline constexpr size_t kMaxHttpConnections = 256;
 // The longest request or reply head.
