@@ -60,6 +60,11 @@ auto DiagnosticKey(const Diagnostic& d) {
   return std::make_tuple(d.position.line, d.position.column, d.severity, d.message);
 }
 
+// An empty line, or one of only spaces, tabs and carriage returns.
+bool Blank(std::string_view line) {
+  return line.find_first_not_of(" \t\r") == std::string_view::npos;
+}
+
 std::string RandomHex() {
   std::random_device device;
   std::string out;
@@ -87,8 +92,8 @@ std::string Proxy::NextId() { return options_.id_prefix + std::to_string(next_id
 
 ProxyOutput Proxy::FromClient(std::string_view line) {
   ProxyOutput out;
-  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-  if (line.empty() || closed_) return out;
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);  // a CRLF line ending
+  if (Blank(line) || closed_) return out;
   StatusOr<json> parsed = ParseJson(line, {kMaxMcpMessageBytes, kMaxJsonDepth});
   if (!parsed.ok()) {
     bool too_deep = parsed.status().code() == StatusCode::kResourceExhausted;
@@ -364,7 +369,7 @@ bool Proxy::Log(std::string_view kind, const json& args, const Decision& decisio
 ProxyOutput Proxy::FromServer(std::string_view line) {
   ProxyOutput out;
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-  if (line.empty()) return out;
+  if (Blank(line)) return out;
   StatusOr<json> parsed = ParseJson(line, {kMaxMcpMessageBytes, kMaxJsonDepth});
   if (!parsed.ok()) {
     Report("dropped a line from the server that is not JSON (" + std::to_string(line.size()) +
@@ -506,7 +511,7 @@ ProxyOutput Proxy::ClientLineTooLong(size_t bytes) {
   ProxyOutput out;
   std::string message = "a message of " + std::to_string(bytes) + " bytes is over the limit of " +
                         std::to_string(kMaxMcpMessageBytes) + " (kMaxMcpMessageBytes)";
-  Report("dropped " + message + " from the client");
+  Report("dropped a message from the client: " + message);
   if (!closed_) {
     out.to_client.push_back(ErrorResponse(nullptr, kInvalidRequest, "Invalid Request: " + message));
   }
@@ -540,8 +545,9 @@ ProxyOutput Proxy::ServerGone(const std::string& why) {
     out.to_client.push_back(ErrorResponse(ask.id, kInternalError, message));
   }
   if (!forwarded_.empty() || !asks_.empty()) {
-    Report("answered " + std::to_string(forwarded_.size() + asks_.size()) +
-           " waiting requests with an error: " + message);
+    const size_t n = forwarded_.size() + asks_.size();
+    Report("answered " + std::to_string(n) + (n == 1 ? " waiting request" : " waiting requests") +
+           " with an error: " + message);
   }
   forwarded_.clear();
   asks_.clear();

@@ -97,7 +97,8 @@ class Proxy {
   explicit Proxy(ProxyOptions options);
 
   // One line from the client or the server (without its newline; a final
-  // "\r" is ignored, an empty line is skipped).
+  // "\r" is dropped). A line of only spaces, tabs and carriage returns is
+  // skipped: JSON allows them around a message anyway.
   ProxyOutput FromClient(std::string_view line);
   ProxyOutput FromServer(std::string_view line);
   // A line longer than kMaxMcpMessageBytes that the reader dropped.

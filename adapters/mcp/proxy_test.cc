@@ -150,6 +150,8 @@ TEST_CASE("every other message passes byte for byte, both ways") {
 TEST_CASE("a final carriage return and empty lines are ignored") {
   Harness h;
   CHECK(h.proxy.FromClient("").to_server.empty());
+  CHECK(h.proxy.FromClient("  \t \r").to_client.empty());
+  CHECK(h.proxy.FromServer(" ").to_client.empty());
   ProxyOutput out = h.proxy.FromClient("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}\r");
   CHECK(out.to_server == std::vector<std::string>{R"({"jsonrpc":"2.0","id":1,"method":"ping"})"});
 }
