@@ -60,3 +60,13 @@ add_test(NAME draft_e2e
 add_test(NAME llm_smoke_plumbing
          COMMAND ${Python3_EXECUTABLE} ${src}/tests/llm/smoke_plumbing.py
                  --toolwarden $<TARGET_FILE:toolwarden>)
+
+# The MCP proxy's example policies (docs/mcp.md), and the proxy itself against real MCP servers from
+# npm, driven by the official TypeScript SDK client (tests/e2e/mcp/; versions pinned in its lock
+# file). Without node, npm or the registry the test is reported as skipped, not passed; CI sets
+# TOOLWARDEN_REQUIRE_NPM=1 so that there it fails instead.
+toolwarden_policy_checks(mcp ${src}/policies/mcp/*.policy)
+toolwarden_data_tests(mcp_policies ${src}/policies/mcp/*.test.json)
+add_test(NAME mcp_e2e
+         COMMAND sh ${src}/tests/e2e/mcp/run.sh ${CMAKE_CURRENT_BINARY_DIR} $<TARGET_FILE:toolwarden>)
+set_tests_properties(mcp_e2e PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600)
