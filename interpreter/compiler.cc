@@ -40,6 +40,10 @@ Program::~Program() = default;
 const std::string& Program::name() const { return plan_->name; }
 const std::string& Program::hash() const { return plan_->hash; }
 size_t Program::rule_count() const { return plan_->top_level_rules; }
+bool Program::trusts(std::string_view tool) const {
+  return std::any_of(plan_->trusted_tools.begin(), plan_->trusted_tools.end(),
+                     [&](const internal::ToolPattern& t) { return t.Matches(tool); });
+}
 const ToolCatalog* Program::catalog() const {
   return plan_->checked != nullptr && plan_->checked->catalog ? &*plan_->checked->catalog : nullptr;
 }

@@ -12,6 +12,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "policy/checker.h"
 #include "policy/status.h"
@@ -32,6 +33,9 @@ class Program {
   const std::string& name() const;  // the policy's name
   const std::string& hash() const;  // "sha256:<hex>" of the policy text
   size_t rule_count() const;        // top-level rules (not counting update blocks)
+  // Whether the policy `trust`s `tool`: only such results feed `from trusted`,
+  // so a host may keep the others' results or not.
+  bool trusts(std::string_view tool) const;
   // The tool schemas the policy was checked against, or null.
   const ToolCatalog* catalog() const;
   const internal::Plan& plan() const { return *plan_; }

@@ -169,7 +169,6 @@ Decision Session::Decide(std::string_view tool, const nlohmann::json& args,
   }
   if (d.allowed()) {
     history_.push_back(CallRecord{std::string(tool), args, std::nullopt});
-    const Plan& plan = program_->plan();
     for (uint32_t u : updates) {
       bool present =
           std::any_of(added_.begin(), added_.end(), [&](const Added& a) { return a.rule == u; });

@@ -128,6 +128,13 @@ StatusOr<nlohmann::json> ParseJson(std::string_view text, const JsonLimits& limi
                                 "; it must be at least 0");
   }
   if (Status depth = CheckDepth(text, limits.max_depth); !depth.ok()) return depth;
+  // nlohmann stops at a NUL byte as if the text ended there, so "{}\0<more>"
+  // would parse as {} while another reader sees <more>. A NUL is never valid
+  // JSON (not even inside a string, unescaped): refuse it.
+  if (size_t nul = text.find('\0'); nul != std::string_view::npos) {
+    return InvalidArgumentError("invalid JSON at byte " + std::to_string(nul) + " (" +
+                                LineAndColumn(text, nul) + "): a NUL byte");
+  }
   try {
     return nlohmann::json::parse(text.begin(), text.end());
   } catch (const nlohmann::json::parse_error& e) {

@@ -40,6 +40,8 @@ struct JsonLimits {
 //   - depth: a linear, non-recursive scan that skips string contents; an
 //     array or object opened deeper than limits.max_depth -> kResourceExhausted
 //     "JSON nests deeper than M at byte N" (N is the offending bracket)
+//   - a NUL byte anywhere (nlohmann would take it for the end of the text)
+//     -> kInvalidArgument "invalid JSON at byte N (line L, column C): a NUL byte"
 //   - syntax: anything nlohmann rejects, including invalid UTF-8 and lone
 //     surrogate escapes in strings -> kInvalidArgument
 //     "invalid JSON at byte N (line L, column C): <nlohmann's explanation>";

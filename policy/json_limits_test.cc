@@ -86,6 +86,19 @@ TEST_CASE("ParseJson rejects malformed JSON with the byte offset", "[json_limits
   }
 }
 
+TEST_CASE("ParseJson rejects a NUL byte, which nlohmann would take for the end", "[json_limits]") {
+  using namespace std::string_literals;
+  for (const std::string& text : {"{}\0{\"a\":1}"s, "{\"a\":\"x\0y\"}"s, "\0"s, "[1,\n\0]"s}) {
+    StatusOr<nlohmann::json> parsed = ParseJson(text);
+    REQUIRE_FALSE(parsed.ok());
+    CHECK(parsed.status().code() == StatusCode::kInvalidArgument);
+    CHECK(parsed.status().message().find("a NUL byte") != std::string::npos);
+  }
+  StatusOr<nlohmann::json> parsed = ParseJson("[1,\n\0]"s);
+  CHECK(parsed.status().message() == "invalid JSON at byte 4 (line 2, column 1): a NUL byte");
+  CHECK(ParseJson(R"({"a":"\u0000"})").ok());  // an escaped NUL is a character like any other
+}
+
 TEST_CASE("ParseJson rejects invalid UTF-8 and keeps the message printable", "[json_limits]") {
   const std::vector<std::string> cases = {
       "\"\xff\"",                  // never valid in UTF-8
