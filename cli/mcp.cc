@@ -1,6 +1,10 @@
 #include "cli/mcp.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cerrno>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -16,6 +20,17 @@
 namespace toolwarden {
 
 int RunMcp(const McpOptions& options, std::ostream& err) {
+  // A closed stdin, stdout or stderr would be reused by the first pipe the
+  // proxy makes, and the proxy would read its own signals as the client.
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (fcntl(fd, F_GETFD) == -1 && errno == EBADF) {
+      int null = open("/dev/null", O_RDWR);
+      if (null >= 0 && null != fd) {
+        dup2(null, fd);
+        close(null);
+      }
+    }
+  }
   // Lines may come from many threads (one per HTTP connection): one at a time.
   std::mutex mutex;
   std::function<void(const std::string&)> report = [&err, &mutex](const std::string& text) {

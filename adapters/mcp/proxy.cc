@@ -39,7 +39,15 @@ bool IsRequest(const json& message) {
 // JSON-RPC ids are strings or numbers (MCP: strings or integers).
 bool ValidId(const json& id) { return id.is_string() || id.is_number(); }
 
-std::string IdKey(const json& message) { return Dump(message.at("id")); }
+// Numbers by value, so an id the server echoes as 1 matches the client's 1.0.
+std::string IdText(const json& id) {
+  if (!id.is_number()) return Dump(id);
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%.17g", id.get<double>());
+  return buffer;
+}
+
+std::string IdKey(const json& message) { return IdText(message.at("id")); }
 
 const json* Member(const json& object, const char* key) {
   if (!object.is_object()) return nullptr;
@@ -58,6 +66,23 @@ Diagnostics CheckSource(const Source& source, const ToolCatalog* catalog) {
 
 auto DiagnosticKey(const Diagnostic& d) {
   return std::make_tuple(d.position.line, d.position.column, d.severity, d.message);
+}
+
+// `text` cut to `max` bytes, with control characters (newlines included)
+// escaped, for names and values from the client or server in reports.
+std::string Printable(std::string_view text, size_t max = 200) {
+  std::string out;
+  for (char c : Abbreviate(text, max)) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      char buffer[8];
+      std::snprintf(buffer, sizeof buffer, "\\x%02x", u);
+      out += buffer;
+    } else {
+      out += c;
+    }
+  }
+  return out;
 }
 
 // An empty line, or one of only spaces, tabs and carriage returns.
@@ -84,8 +109,22 @@ Proxy::Proxy(ProxyOptions options) : options_(std::move(options)) {
   baseline_ = CheckSource(options_.policy_source, nullptr);
 }
 
+// Escapes control characters other than newlines (which multi-line
+// diagnostics use), so nothing in a report can move the operator's cursor.
 void Proxy::Report(const std::string& line) const {
-  if (options_.report) options_.report(line);
+  if (!options_.report) return;
+  std::string safe;
+  for (char c : line) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if ((u < 0x20 && c != '\n') || u == 0x7f) {
+      char buffer[8];
+      std::snprintf(buffer, sizeof buffer, "\\x%02x", u);
+      safe += buffer;
+    } else {
+      safe += c;
+    }
+  }
+  options_.report(safe);
 }
 
 std::string Proxy::NextId() { return options_.id_prefix + std::to_string(next_id_++); }
@@ -105,18 +144,31 @@ ProxyOutput Proxy::FromClient(std::string_view line) {
   }
   const json& message = *parsed;
   if (message.is_array()) {
+    // JSON-RPC batch elements are objects; anything else (a nested batch, say)
+    // might be read as a batch of its own by a lenient server.
+    bool objects = !message.empty();
     bool split = false;
-    for (const json& element : message) split = split || Intercepted(element);
-    if (split) {  // each element as if sent alone
-      for (const json& element : message) Client(element, Dump(element), &out);
+    size_t requests = 0;
+    for (const json& element : message) {
+      objects = objects && element.is_object();
+      split = split || Intercepted(element);
+      requests += IsRequest(element) ? 1 : 0;
+    }
+    if (!objects) {
+      out.to_client.push_back(ErrorResponse(
+          nullptr, kInvalidRequest, "Invalid Request: a batch is a non-empty array of objects"));
+      return out;
+    }
+    if (split || pending() + requests > kMaxPendingRequests) {  // each as if sent alone
+      for (const json& element : message) Client(element, &out);
       return out;
     }
     for (const json& element : message) {
       if (IsRequest(element) && ValidId(element["id"])) {
-        forwarded_[IdKey(element)] = Forwarded{element["id"], std::string(Method(element)), {}};
+        forwarded_[IdKey(element)] = Forwarded{element["id"], std::string(Method(element)), {}, {}};
       }
     }
-    out.to_server.emplace_back(line);
+    out.to_server.push_back(Dump(message));
     return out;
   }
   if (!message.is_object()) {
@@ -124,7 +176,7 @@ ProxyOutput Proxy::FromClient(std::string_view line) {
                                           "Invalid Request: a message is a JSON object or array"));
     return out;
   }
-  Client(message, line, &out);
+  Client(message, &out);
   return out;
 }
 
@@ -137,15 +189,11 @@ bool Proxy::Intercepted(const json& message) const {
   return id != nullptr && id->is_string() && asks_.count(id->get<std::string>()) > 0;
 }
 
-void Proxy::Client(const json& message, std::string_view raw, ProxyOutput* out) {
+void Proxy::Client(const json& message, ProxyOutput* out) {
   if (closed_) return;
-  if (!message.is_object()) {
-    out->to_server.emplace_back(raw);
-    return;
-  }
   std::string_view method = Method(message);
   if (method.empty()) {
-    ClientResponse(message, raw, out);
+    ClientResponse(message, out);
     return;
   }
   const bool request = message.contains("id");
@@ -184,21 +232,29 @@ void Proxy::Client(const json& message, std::string_view raw, ProxyOutput* out) 
     const json* target = params ? Member(*params, "requestId") : nullptr;
     if (target != nullptr) {
       for (auto it = asks_.begin(); it != asks_.end(); ++it) {
-        if (it->second.id == *target) {
+        if (it->second.id == *target) {  // and close the person's dialog
+          out->to_client.push_back(Dump(
+              {{"jsonrpc", "2.0"},
+               {"method", "notifications/cancelled"},
+               {"params",
+                {{"requestId", it->first}, {"reason", "the call it asked about was cancelled"}}}}));
           asks_.erase(it);
           return;
         }
       }
     }
   }
-  Forward(message, std::string(raw), out);
+  Forward(message, out);
   if (method == "notifications/initialized" && !request) {
     initialized_ = true;
     if (server_has_tools_) RequestTools(out);
   }
 }
 
-void Proxy::Forward(const json& message, std::string line, ProxyOutput* out) {
+// Client messages go to the server as the JSON the proxy read, never as the
+// client's bytes: a server must not read into them anything the proxy did not
+// see (a second message after a lone "\r", the first of two duplicate keys).
+void Proxy::Forward(const json& message, ProxyOutput* out) {
   if (IsRequest(message) && ValidId(message["id"])) {
     if (pending() >= kMaxPendingRequests) {
       out->to_client.push_back(
@@ -207,9 +263,9 @@ void Proxy::Forward(const json& message, std::string line, ProxyOutput* out) {
                             " requests are already waiting for an answer (kMaxPendingRequests)"));
       return;
     }
-    forwarded_[IdKey(message)] = Forwarded{message["id"], std::string(Method(message)), {}};
+    forwarded_[IdKey(message)] = Forwarded{message["id"], std::string(Method(message)), {}, {}};
   }
-  out->to_server.push_back(std::move(line));
+  out->to_server.push_back(Dump(message));
 }
 
 void Proxy::Call(const json& message, ProxyOutput* out) {
@@ -259,25 +315,40 @@ void Proxy::Call(const json& message, ProxyOutput* out) {
       return;
     case Outcome::kAsk:
       if (client_elicits_) {
-        std::string ask_id = NextId();
-        std::string text = decision.message + "\n\nTool: " + Abbreviate(tool, 200) +
-                           "\nArguments: " + Abbreviate(Dump(args), kMaxQuotedArgsBytes);
-        json schema = {{"type", "object"},
-                       {"properties",
-                        {{"approve",
-                          {{"type", "boolean"},
-                           {"title", "Allow this call"},
-                           {"description",
-                            "Allow " + Abbreviate(tool, 200) + " to run with these arguments"}}}}},
-                       {"required", {"approve"}}};
+        // Unguessable, and unlike any id the server sees (NextId's): a server
+        // cannot send the client a question of its own under this id and
+        // have the answer taken for the person's approval of this call.
+        std::string ask_id = "toolwarden-ask-" + RandomHex();
+        std::string text = decision.message + "\n\nTool: " + Printable(tool) + "\nArguments:";
+        size_t shown = 0;
+        for (const auto& [key, value] : args.items()) {
+          if (shown++ == kMaxQuotedArgs) {
+            text += "\n  (" + std::to_string(args.size() - kMaxQuotedArgs) + " more not shown)";
+            break;
+          }
+          std::string rendered = Dump(value);
+          text += "\n  " + Printable(key, 100) + ": " + Printable(rendered, kMaxQuotedValueBytes);
+          if (rendered.size() > kMaxQuotedValueBytes) {
+            text += " (" + std::to_string(rendered.size()) + " bytes, shortened)";
+          }
+        }
+        if (args.empty()) text += " none";
+        json schema = {
+            {"type", "object"},
+            {"properties",
+             {{"approve",
+               {{"type", "boolean"},
+                {"title", "Allow this call"},
+                {"description", "Allow " + Printable(tool) + " to run with these arguments"}}}}},
+            {"required", {"approve"}}};
         out->to_client.push_back(
             Dump({{"jsonrpc", "2.0"},
                   {"id", ask_id},
                   {"method", "elicitation/create"},
                   {"params", {{"message", text}, {"requestedSchema", schema}}}}));
         asks_[ask_id] = Ask{id, message, tool, args};
-        Report("asking the client to approve " + Abbreviate(tool, 200) + " (" + ReasonOf(decision) +
-               ")");
+        Report("asking the client to approve " + Printable(tool) + " (" +
+               Printable(ReasonOf(decision), 2000) + ")");
         return;
       }
       Refuse(id, decision, out);
@@ -290,7 +361,7 @@ void Proxy::Call(const json& message, ProxyOutput* out) {
 }
 
 void Proxy::Allowed(const json& message, const Decision& decision, ProxyOutput* out) {
-  forwarded_[IdKey(message)] = Forwarded{message["id"], "tools/call", decision.call};
+  forwarded_[IdKey(message)] = Forwarded{message["id"], "tools/call", decision.call, decision.tool};
   out->to_server.push_back(Dump(message));
 }
 
@@ -298,7 +369,7 @@ void Proxy::Refuse(const json& id, const Decision& decision, ProxyOutput* out) {
   json result = {{"content", {{{"type", "text"}, {"text", decision.message}}}}, {"isError", true}};
   out->to_client.push_back(Dump({{"jsonrpc", "2.0"}, {"id", id}, {"result", result}}));
   Report(std::string(decision.outcome == Outcome::kTerminate ? "terminated on " : "denied ") +
-         Abbreviate(decision.tool, 200) + ": " + ReasonOf(decision));
+         Printable(decision.tool) + ": " + Printable(ReasonOf(decision), 2000));
   if (decision.outcome != Outcome::kTerminate) return;
   // The session ends: calls still waiting for approval are denied with it.
   for (auto& [ask_id, ask] : asks_) {
@@ -313,11 +384,11 @@ void Proxy::Refuse(const json& id, const Decision& decision, ProxyOutput* out) {
   out->close = true;
 }
 
-void Proxy::ClientResponse(const json& message, std::string_view raw, ProxyOutput* out) {
+void Proxy::ClientResponse(const json& message, ProxyOutput* out) {
   const json* id = Member(message, "id");
   auto it = id != nullptr && id->is_string() ? asks_.find(id->get<std::string>()) : asks_.end();
   if (it == asks_.end()) {
-    out->to_server.emplace_back(raw);  // an answer to the server's own request
+    Forward(message, out);  // an answer to the server's own request
     return;
   }
   Ask ask = std::move(it->second);
@@ -338,7 +409,7 @@ void Proxy::ClientResponse(const json& message, std::string_view raw, ProxyOutpu
   Decision decision = approved ? session_->Approve(ask.tool, ask.args, gate("approve"))
                                : session_->Check(ask.tool, ask.args);
   if (!approved) {
-    Report("the client did not approve " + Abbreviate(ask.tool, 200));
+    Report("the client did not approve " + Printable(ask.tool));
     logged = Log("decline", ask.args, decision);
   }
   if (!logged) {
@@ -372,8 +443,12 @@ ProxyOutput Proxy::FromServer(std::string_view line) {
   if (Blank(line)) return out;
   StatusOr<json> parsed = ParseJson(line, {kMaxMcpMessageBytes, kMaxJsonDepth});
   if (!parsed.ok()) {
-    Report("dropped a line from the server that is not JSON (" + std::to_string(line.size()) +
-           " bytes): " + parsed.status().message());
+    // Nothing from the server needs a decision, and the client's parser may
+    // take what nlohmann does not (a lone surrogate escape, deeper nesting):
+    // pass it on, so an answer in it is not lost.
+    Report("passed on a line from the server that toolwarden cannot read as JSON (" +
+           std::to_string(line.size()) + " bytes): " + parsed.status().message());
+    out.to_client.emplace_back(line);
     return out;
   }
   const json& message = *parsed;
@@ -416,7 +491,7 @@ void Proxy::Server(const json& message, std::string_view raw, ProxyOutput* out) 
       }
     }
     if (id != nullptr) {
-      auto it = forwarded_.find(Dump(*id));
+      auto it = forwarded_.find(IdText(*id));
       if (it != forwarded_.end()) {
         const json* result = Member(message, "result");
         if (it->second.method == "initialize" && result != nullptr) {
@@ -426,9 +501,19 @@ void Proxy::Server(const json& message, std::string_view raw, ProxyOutput* out) 
           // A client that said `initialized` before this answer came.
           if (initialized_ && server_has_tools_) RequestTools(out);
         }
-        if (it->second.call && result != nullptr) {
-          Status status = session_->AttachResult(*it->second.call, *result);
-          if (!status.ok()) Report("cannot record a tool's result: " + status.message());
+        if (it->second.call && result != nullptr && options_.program->trusts(it->second.tool)) {
+          const size_t bytes = Dump(*result).size();
+          if (trusted_bytes_ + bytes > kMaxTrustedResultBytes) {
+            Report("did not keep a result of " + Printable(it->second.tool) +
+                   " for `from trusted`: " + "over " + std::to_string(kMaxTrustedResultBytes) +
+                   " bytes of results (kMaxTrustedResultBytes)");
+          } else if (Status status = session_->AttachResult(*it->second.call, *result);
+                     !status.ok()) {
+            Report("cannot record a result of " + Printable(it->second.tool) + ": " +
+                   status.message());
+          } else {
+            trusted_bytes_ += bytes;
+          }
         }
         forwarded_.erase(it);
       }
@@ -447,7 +532,8 @@ void Proxy::ToolsPage(ToolList pages, const json& message, ProxyOutput* out) {
   if (tools == nullptr || !tools->is_array()) {
     const json* error = Member(message, "error");
     Report("cannot check the policy against the server's tools: tools/list answered " +
-           Abbreviate(Dump(error ? *error : message), 500));
+           Printable(Dump(error ? *error : message), 500));
+    CheckAgain(out);
     return;
   }
   for (const json& tool : *tools) pages.tools.push_back(tool);
@@ -467,9 +553,21 @@ void Proxy::ToolsPage(ToolList pages, const json& message, ProxyOutput* out) {
            " pages of the server's tools (kMaxToolListPages)");
   }
   CheckTools(pages.tools);
+  CheckAgain(out);
+}
+
+// The tools changed while a check was in flight: check them again.
+void Proxy::CheckAgain(ProxyOutput* out) {
+  if (!recheck_) return;
+  recheck_ = false;
+  RequestTools(out);
 }
 
 void Proxy::RequestTools(ProxyOutput* out) {
+  if (!lists_.empty()) {  // one check at a time; the next starts when it ends
+    recheck_ = true;
+    return;
+  }
   std::string id = NextId();
   lists_[id] = ToolList{};
   out->to_server.push_back(Dump({{"jsonrpc", "2.0"}, {"id", id}, {"method", "tools/list"}}));

@@ -8,11 +8,14 @@
 //   write out.to_server lines to the server, out.to_client lines to the client;
 //   if (out.close) stop reading the client and shut the server down.
 //
-// Every message passes unchanged in both directions except the client's
-// `tools/call` requests, which the policy decides first:
-//   - allow: forwarded, as the JSON the decision saw (re-serialized, so the
-//     server cannot read anything else into it); the result is attached to the
-//     session when the server answers (for `trust` and `from trusted`);
+// Every message passes in both directions except the client's `tools/call`
+// requests, which the policy decides first. The server's messages reach the
+// client byte for byte; the client's reach the server as the JSON the proxy
+// read, written out again, so a server cannot read into them anything the
+// proxy did not see (a message after a lone "\r", the first of two duplicate
+// keys). For tools/call:
+//   - allow: forwarded; a trusted tool's result is kept in the session when
+//     the server answers (for `from trusted`);
 //   - deny: answered here with a CallToolResult {"content": [{"type": "text",
 //     "text": MESSAGE}], "isError": true}; the server never sees the call;
 //   - ask: with a client that declared the `elicitation` capability, the
@@ -54,8 +57,14 @@ inline constexpr size_t kMaxMcpMessageBytes = 64 << 20;
 inline constexpr size_t kMaxPendingRequests = 10000;
 // Pages of `tools/list` the proxy follows (nextCursor) for one check.
 inline constexpr size_t kMaxToolListPages = 100;
-// The longest rendering of a call's arguments quoted in an approval request.
-inline constexpr size_t kMaxQuotedArgsBytes = 2000;
+// An approval request shows each argument (at most kMaxQuotedArgs of them),
+// each value cut to kMaxQuotedValueBytes, so no argument can hide another.
+inline constexpr size_t kMaxQuotedArgs = 50;
+inline constexpr size_t kMaxQuotedValueBytes = 300;
+// Results of tools the policy `trust`s are kept for `from trusted`, up to
+// this many bytes (as JSON text) per session; past it a result is not kept,
+// so values from it are not trusted (others' results are never kept).
+inline constexpr size_t kMaxTrustedResultBytes = 64 << 20;
 
 // JSON-RPC error codes the proxy answers with.
 inline constexpr int kParseError = -32700;
@@ -122,6 +131,7 @@ class Proxy {
     nlohmann::json id;
     std::string method;
     std::optional<size_t> call;  // the session's record of an allowed tools/call
+    std::string tool;            // its tool
   };
   struct Ask {
     nlohmann::json id;  // the client's tools/call id
@@ -134,16 +144,17 @@ class Proxy {
     size_t pages = 0;
   };
 
-  void Client(const nlohmann::json& message, std::string_view raw, ProxyOutput* out);
+  void Client(const nlohmann::json& message, ProxyOutput* out);
   void Call(const nlohmann::json& message, ProxyOutput* out);
-  void ClientResponse(const nlohmann::json& message, std::string_view raw, ProxyOutput* out);
+  void ClientResponse(const nlohmann::json& message, ProxyOutput* out);
   void Server(const nlohmann::json& message, std::string_view raw, ProxyOutput* out);
   bool Intercepted(const nlohmann::json& message) const;
-  void Forward(const nlohmann::json& message, std::string line, ProxyOutput* out);
+  void Forward(const nlohmann::json& message, ProxyOutput* out);
   void Allowed(const nlohmann::json& message, const Decision& decision, ProxyOutput* out);
   void Refuse(const nlohmann::json& id, const Decision& decision, ProxyOutput* out);
   bool Log(std::string_view kind, const nlohmann::json& args, const Decision& decision);
   void RequestTools(ProxyOutput* out);
+  void CheckAgain(ProxyOutput* out);
   void ToolsPage(ToolList pages, const nlohmann::json& message, ProxyOutput* out);
   void CheckTools(const nlohmann::json& tools);
   std::string NextId();
@@ -158,6 +169,8 @@ class Proxy {
   bool initialized_ = false;
   bool closed_ = false;
   uint64_t next_id_ = 0;
+  size_t trusted_bytes_ = 0;                    // results kept for `from trusted`
+  bool recheck_ = false;                        // tools changed while a check was in flight
   std::map<std::string, Forwarded> forwarded_;  // by the id's JSON text
   std::map<std::string, Ask> asks_;             // by our elicitation request's id
   std::map<std::string, ToolList> lists_;       // by our tools/list request's id

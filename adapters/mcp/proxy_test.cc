@@ -73,6 +73,12 @@ struct Harness {
   }
 };
 
+// The client's answer to the approval request `ask`.
+std::string Answer(const json& ask, const json& result) {
+  return json{{"jsonrpc", "2.0"}, {"id", ask["id"]}, {"result", result}}.dump();
+}
+const json kApprove = {{"action", "accept"}, {"content", {{"approve", true}}}};
+
 json One(const std::vector<std::string>& lines) {
   REQUIRE(lines.size() == 1);
   return json::parse(lines[0]);
@@ -119,7 +125,7 @@ TEST_CASE("paths that climb out of the allowed directory are denied") {
   CHECK(Refused(One(out.to_client), 1, "Blocked"));
 }
 
-TEST_CASE("every other message passes byte for byte, both ways") {
+TEST_CASE("every other message passes: as read from the client, byte for byte from the server") {
   Harness h;
   const std::vector<std::string> from_client = {
       R"({"jsonrpc":"2.0","id":1,"method":"resources/list"})",
@@ -131,12 +137,13 @@ TEST_CASE("every other message passes byte for byte, both ways") {
   for (const std::string& line : from_client) {
     ProxyOutput out = h.proxy.FromClient(line);
     CHECK(out.to_client.empty());
-    CHECK(out.to_server == std::vector<std::string>{line});
+    REQUIRE(out.to_server.size() == 1);
+    CHECK(json::parse(out.to_server[0]) == json::parse(line));
   }
   const std::vector<std::string> from_server = {
       R"({"jsonrpc":"2.0","id":"s2","method":"sampling/createMessage","params":{}})",
       R"({"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"x"}})",
-      R"({"jsonrpc":"2.0","id":2,"result":{}})",
+      R"({"jsonrpc":"2.0",  "id":2,"result":{}})",
       R"(["not", "a", "message"])",
       R"(17)",
   };
@@ -147,13 +154,34 @@ TEST_CASE("every other message passes byte for byte, both ways") {
   }
 }
 
-TEST_CASE("a final carriage return and empty lines are ignored") {
+TEST_CASE("nothing can hide a second message in a forwarded one") {
+  using namespace std::string_literals;
   Harness h;
-  CHECK(h.proxy.FromClient("").to_server.empty());
-  CHECK(h.proxy.FromClient("  \t \r").to_client.empty());
-  CHECK(h.proxy.FromServer(" ").to_client.empty());
-  ProxyOutput out = h.proxy.FromClient("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}\r");
-  CHECK(out.to_server == std::vector<std::string>{R"({"jsonrpc":"2.0","id":1,"method":"ping"})"});
+  // A lone "\r" is JSON whitespace, but a line break to a server reading with
+  // universal newlines (Python's TextIOWrapper): forwarded as read, it is gone.
+  const std::string hidden =
+      R"({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"nuke","arguments":{}}})";
+  ProxyOutput out = h.proxy.FromClient(R"({"jsonrpc":"2.0","method":"notifications/x","params":)"s +
+                                       "\r" + hidden + "\r}");
+  REQUIRE(out.to_server.size() == 1);
+  CHECK(out.to_server[0].find('\r') == std::string::npos);
+  CHECK(out.to_server[0].find('\n') == std::string::npos);
+  // A NUL would end the text for nlohmann, not for the server.
+  out = h.proxy.FromClient(R"({"jsonrpc":"2.0","method":"notifications/x"})"s + "\0\r" + hidden);
+  CHECK(out.to_server.empty());
+  CHECK(One(out.to_client)["error"]["code"] == kParseError);
+  // Duplicate keys: the server gets one, the one the proxy read (the last).
+  out = h.proxy.FromClient(
+      R"({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"nuke"},"method":"ping"})");
+  CHECK(One(out.to_server) ==
+        json{{"jsonrpc", "2.0"}, {"id", 3}, {"method", "ping"}, {"params", {{"name", "nuke"}}}});
+  // Batches hold objects: a nested batch, or an empty one, is refused.
+  for (const char* batch : {"[[", "[]", "[1]"}) {
+    std::string text = std::string(batch) == "[[" ? "[[" + hidden + "]]" : batch;
+    out = h.proxy.FromClient(text);
+    CHECK(out.to_server.empty());
+    CHECK(One(out.to_client)["error"]["code"] == kInvalidRequest);
+  }
 }
 
 TEST_CASE("malformed messages from the client get JSON-RPC errors and go nowhere") {
@@ -234,14 +262,17 @@ TEST_CASE("ask: a client with elicitation approves or declines") {
   REQUIRE(out.to_server.empty());
   json ask = One(out.to_client);
   CHECK(ask["method"] == "elicitation/create");
-  CHECK(ask["id"] == "tw-0");
-  CHECK(ask["params"]["message"].get<std::string>().find("Writing a secret needs approval") == 0);
+  // Unguessable, and not from the counter whose ids the server sees.
+  CHECK(ask["id"].get<std::string>().rfind("toolwarden-ask-", 0) == 0);
+  CHECK(ask["id"].get<std::string>().size() == 15 + 32);
+  CHECK(ask["params"]["message"] ==
+        "Writing a secret needs approval\n\nTool: write_file\nArguments:\n  content: \"x\"\n  "
+        "path: \"/data/out/secret.txt\"");
   CHECK(ask["params"]["requestedSchema"]["properties"]["approve"]["type"] == "boolean");
   CHECK(h.proxy.pending() == 1);
 
   SECTION("accept with approve: true forwards the call") {
-    out = h.proxy.FromClient(
-        R"({"jsonrpc":"2.0","id":"tw-0","result":{"action":"accept","content":{"approve":true}}})");
+    out = h.proxy.FromClient(Answer(ask, kApprove));
     json forwarded = One(out.to_server);
     CHECK(forwarded["id"] == 5);
     CHECK(forwarded["params"]["arguments"] == args);
@@ -249,33 +280,61 @@ TEST_CASE("ask: a client with elicitation approves or declines") {
     CHECK(h.proxy.session().history().size() == 1);
   }
   SECTION("decline, cancel, approve: false or an error deny it") {
-    for (
-        const char* reply :
-        {R"({"jsonrpc":"2.0","id":"tw-0","result":{"action":"decline"}})",
-         R"({"jsonrpc":"2.0","id":"tw-0","result":{"action":"cancel"}})",
-         R"({"jsonrpc":"2.0","id":"tw-0","result":{"action":"accept","content":{"approve":false}}})",
-         R"({"jsonrpc":"2.0","id":"tw-0","result":{"action":"accept","content":{"approve":"true"}}})",
-         R"({"jsonrpc":"2.0","id":"tw-0","error":{"code":-1,"message":"no"}})"}) {
+    for (const json& reply :
+         {json{{"result", {{"action", "decline"}}}}, json{{"result", {{"action", "cancel"}}}},
+          json{{"result", {{"action", "accept"}, {"content", {{"approve", false}}}}}},
+          json{{"result", {{"action", "accept"}, {"content", {{"approve", "true"}}}}}},
+          json{{"error", {{"code", -1}, {"message", "no"}}}}}) {
       Harness again;
       again.Handshake(true);
-      again.Call(5, "write_file", args);
-      out = again.proxy.FromClient(reply);
+      json question = One(again.Call(5, "write_file", args).to_client);
+      json answer = reply;
+      answer["jsonrpc"] = "2.0";
+      answer["id"] = question["id"];
+      out = again.proxy.FromClient(answer.dump());
       CHECK(out.to_server.empty());
       CHECK(Refused(One(out.to_client), 5, "Writing a secret needs approval"));
       CHECK(again.proxy.session().history().empty());
       CHECK(again.proxy.pending() == 0);
     }
   }
-  SECTION("a cancelled call is forgotten, and the approval that follows goes nowhere") {
+  SECTION(
+      "a cancelled call is forgotten, the person's dialog closed, and a late approval goes "
+      "nowhere") {
     out = h.proxy.FromClient(
         R"({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":5}})");
     CHECK(out.to_server.empty());
+    json cancel = One(out.to_client);
+    CHECK(cancel["method"] == "notifications/cancelled");
+    CHECK(cancel["params"]["requestId"] == ask["id"]);
     CHECK(h.proxy.pending() == 0);
-    out = h.proxy.FromClient(
-        R"({"jsonrpc":"2.0","id":"tw-0","result":{"action":"accept","content":{"approve":true}}})");
-    CHECK(json::parse(out.to_server.at(0))["id"] == "tw-0");  // not ours any more: passes on
+    out = h.proxy.FromClient(Answer(ask, kApprove));
+    CHECK(json::parse(out.to_server.at(0))["id"] == ask["id"]);  // not ours any more: passes on
     CHECK(h.proxy.session().history().empty());
   }
+  SECTION("a server's question under a guessed id cannot answer for the person") {
+    // The server sees the proxy's own request ids; asks never use them.
+    h.proxy.FromClient(R"({"jsonrpc":"2.0","method":"notifications/initialized"})");
+    h.proxy.FromServer(
+        R"({"jsonrpc":"2.0","id":"tw-1","method":"elicitation/create","params":{}})");
+    out = h.proxy.FromClient(
+        R"({"jsonrpc":"2.0","id":"tw-1","result":{"action":"accept","content":{"approve":true}}})");
+    CHECK(json::parse(out.to_server.at(0))["id"] == "tw-1");  // the server's, passed on
+    CHECK(h.proxy.session().history().empty());
+    CHECK(h.proxy.pending() == 1);
+  }
+}
+
+TEST_CASE("ask: every argument is shown, each value shortened on its own") {
+  Harness h;
+  h.Handshake(true);
+  json args = {{"content", std::string(5000, 'a')}, {"path", "/data/out/secret"}};
+  for (int i = 0; i < 60; ++i) args["x" + std::to_string(100 + i)] = i;
+  std::string text = One(h.Call(1, "write_file", args).to_client)["params"]["message"];
+  CHECK(text.find("path: \"/data/out/secret\"") != std::string::npos);
+  CHECK(text.find("(5002 bytes, shortened)") != std::string::npos);
+  CHECK(text.find("(12 more not shown)") != std::string::npos);
+  CHECK(text.size() < 4000);
 }
 
 TEST_CASE("ask: a client without elicitation gets the deny result") {
@@ -408,15 +467,82 @@ TEST_CASE("a server without tools is not asked for them") {
   CHECK(out.to_server.size() == 1);
 }
 
-TEST_CASE("malformed lines from the server are dropped and reported") {
+TEST_CASE("lines from the server the proxy cannot read are passed on and reported") {
   Harness h;
   h.Call(1, "read_file", {{"path", "/data/a"}});
   ProxyOutput out = h.proxy.FromServer("this is not json");
-  CHECK(out.to_client.empty());
-  CHECK(h.reports.back().find("not JSON") != std::string::npos);
-  CHECK(h.proxy.pending() == 1);
+  CHECK(out.to_client == std::vector<std::string>{"this is not json"});
+  CHECK(h.reports.back().find("cannot read as JSON") != std::string::npos);
+  // A lone surrogate, as JSON.stringify writes a string cut inside an emoji.
+  const std::string answer =
+      R"({"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"\ud83d"}]}})";
+  CHECK(h.proxy.FromServer(answer).to_client == std::vector<std::string>{answer});
   h.proxy.ServerLineTooLong(kMaxMcpMessageBytes + 1);
   CHECK(h.reports.back().find("kMaxMcpMessageBytes") != std::string::npos);
+}
+
+TEST_CASE("reports escape control characters from the agent and the server") {
+  Harness h;
+  h.Call(1, "\x1b[2K\rfake line\nnext", json::object());
+  const std::string& report = h.reports.back();
+  CHECK(report.find('\x1b') == std::string::npos);
+  CHECK(report.find('\r') == std::string::npos);
+  CHECK(report.find('\n') == std::string::npos);
+  CHECK(report.find("\\x1b[2K\\x0dfake line\\x0anext") != std::string::npos);
+}
+
+TEST_CASE("ids match by value: the server may echo 1.0 as 1") {
+  Harness h;
+  h.proxy.FromClient(R"({"jsonrpc":"2.0","id":1.0,"method":"ping"})");
+  h.proxy.FromClient(R"({"jsonrpc":"2.0","id":12345678901234567890,"method":"ping"})");
+  CHECK(h.proxy.pending() == 2);
+  h.proxy.FromServer(R"({"jsonrpc":"2.0","id":1,"result":{}})");
+  h.proxy.FromServer(R"({"jsonrpc":"2.0","id":12345678901234567000,"result":{}})");
+  CHECK(h.proxy.pending() == 0);
+}
+
+TEST_CASE("only results of trusted tools are kept") {
+  Harness h;
+  h.Call(1, "read_file", {{"path", "/data/a"}});
+  h.Call(2, "get_contact", json::object());
+  h.proxy.FromServer(
+      R"({"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"big"}]}})");
+  h.proxy.FromServer(
+      R"({"jsonrpc":"2.0","id":2,"result":{"content":[{"type":"text","text":"bob"}]}})");
+  REQUIRE(h.proxy.session().history().size() == 2);
+  CHECK_FALSE(h.proxy.session().history()[0].result.has_value());
+  CHECK(h.proxy.session().history()[1].result.has_value());
+}
+
+TEST_CASE("a flood of tools/list_changed keeps one check in flight") {
+  Harness h;
+  h.Handshake(false);
+  ProxyOutput out = h.proxy.FromClient(R"({"jsonrpc":"2.0","method":"notifications/initialized"})");
+  REQUIRE(out.to_server.size() == 2);  // the notification, and the proxy's tools/list
+  for (int i = 0; i < 1000; ++i) {
+    out = h.proxy.FromServer(R"({"jsonrpc":"2.0","method":"notifications/tools/list_changed"})");
+    CHECK(out.to_server.empty());
+    CHECK(out.to_client.size() == 1);
+  }
+  // The answer to the first check starts one more, and no other.
+  out = h.proxy.FromServer(R"({"jsonrpc":"2.0","id":"tw-0","result":{"tools":[]}})");
+  json again = One(out.to_server);
+  CHECK(again["method"] == "tools/list");
+  out = h.proxy.FromServer(
+      json{{"jsonrpc", "2.0"}, {"id", again["id"]}, {"result", {{"tools", json::array()}}}}.dump());
+  CHECK(out.to_server.empty());
+}
+
+TEST_CASE("a batch counts against kMaxPendingRequests") {
+  Harness h;
+  json batch = json::array();
+  for (size_t i = 0; i < kMaxPendingRequests + 5; ++i) {
+    batch.push_back({{"jsonrpc", "2.0"}, {"id", i}, {"method", "ping"}});
+  }
+  ProxyOutput out = h.proxy.FromClient(batch.dump());
+  CHECK(out.to_server.size() == kMaxPendingRequests);  // split, each as if sent alone
+  CHECK(out.to_client.size() == 5);
+  CHECK(h.proxy.pending() == kMaxPendingRequests);
 }
 
 TEST_CASE("a line over kMaxMcpMessageBytes from the client gets an error") {
@@ -474,9 +600,9 @@ TEST_CASE("decisions are logged before they take effect; a log that fails stops 
   h.Handshake(true);
   h.Call(1, "read_file", {{"path", "/data/a"}});
   h.Call(2, "read_file", {{"path", "/etc/passwd"}});
-  h.Call(3, "write_file", {{"path", "/data/out/secret"}, {"content", "x"}});
-  h.proxy.FromClient(
-      R"({"jsonrpc":"2.0","id":"tw-0","result":{"action":"accept","content":{"approve":true}}})");
+  json ask =
+      One(h.Call(3, "write_file", {{"path", "/data/out/secret"}, {"content", "x"}}).to_client);
+  h.proxy.FromClient(Answer(ask, kApprove));
   CHECK((*log)->seq() == 4);
   // A line the log refuses (over kMaxLogLineBytes): the call is not forwarded.
   ProxyOutput out =

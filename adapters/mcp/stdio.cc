@@ -284,7 +284,7 @@ int RunStdio(Proxy& proxy, const StdioOptions& options,
   bool client_writable = true;              // the client still reads our stdout
   bool server_reading = true;               // the server's stdout is open
   std::optional<int> status;                // the child's, once reaped
-  std::optional<Clock::time_point> ending;  // when the server's stdin was closed
+  std::optional<Clock::time_point> ending;  // when the end of the session was asked for
   std::optional<Clock::time_point> exited;  // when the child was reaped
   bool end_server = false;                  // close its stdin once its box is empty
   int stage = 0;                            // signals sent at the end: 1 = TERM, 2 = KILL
@@ -313,15 +313,20 @@ int RunStdio(Proxy& proxy, const StdioOptions& options,
   while (true) {
     reap();
     if (status && (!server_reading || Clock::now() - *exited >= kDrainAfterExit)) break;
-    if (end_server && to_child.write >= 0 && to_server.empty()) {
+    // The grace runs from when the end was asked for, not from when the
+    // server's stdin could be closed: a server that stops reading would
+    // otherwise keep its box full, and the proxy waiting, for ever.
+    if (end_server && !ending) ending = Clock::now();
+    if (to_child.write >= 0 && end_server &&
+        (to_server.empty() || Clock::now() - *ending >= options.grace)) {
+      to_server.Clear();
       Close(&to_child.write);
-      ending = Clock::now();
     }
     if (ending && !status) {
       auto since = Clock::now() - *ending;
       if (stage == 0 && since >= options.grace) {
         say("the server did not exit " + std::to_string(options.grace.count()) +
-            " ms after its stdin closed; sending SIGTERM");
+            " ms after the session ended; sending SIGTERM");
         kill(-child, SIGTERM);
         stage = 1;
       } else if (stage == 1 && since >= 2 * options.grace) {
@@ -391,7 +396,7 @@ int RunStdio(Proxy& proxy, const StdioOptions& options,
       if (!to_server.WriteSome(to_child.write)) {
         say("the server stopped reading its stdin");
         Close(&to_child.write);
-        if (!ending) ending = Clock::now();
+        end_server = true;
       }
     }
     if (sout_i != SIZE_MAX && fds[sout_i].revents) {

@@ -168,7 +168,7 @@ TEST_CASE("a line over kMaxMcpMessageBytes is dropped with an error, and the nex
   CHECK(error["error"]["code"] == kInvalidRequest);
   CHECK(error["error"]["message"].get<std::string>().find("kMaxMcpMessageBytes") !=
         std::string::npos);
-  CHECK(run.Receive() == R"({"jsonrpc":"2.0","id":2,"method":"ping"})");
+  CHECK(json::parse(run.Receive()) == json{{"jsonrpc", "2.0"}, {"id", 2}, {"method", "ping"}});
   CHECK(run.Finish() == 0);
 }
 
@@ -191,6 +191,20 @@ TEST_CASE("a server that ignores the end of its stdin gets SIGTERM, then SIGKILL
   std::string reports = run.Reports();
   CHECK(reports.find("sending SIGTERM") != std::string::npos);
   CHECK(reports.find("sending SIGKILL") != std::string::npos);
+  CHECK(NoChildrenLeft());
+}
+
+TEST_CASE("a server that stops reading its stdin cannot keep the proxy waiting") {
+  // 1 MB waits in the box to the server when the client leaves: the grace
+  // still runs out, and the escalation follows.
+  Running run({"sh", "-c", "trap '' TERM; sleep 60"}, std::chrono::milliseconds(200));
+  std::thread sender([&] {
+    run.Send(
+        json{{"jsonrpc", "2.0"}, {"method", "x"}, {"params", {{"p", std::string(1 << 20, 'a')}}}}
+            .dump());
+  });
+  sender.join();
+  CHECK(run.Finish() == 128 + SIGKILL);
   CHECK(NoChildrenLeft());
 }
 
