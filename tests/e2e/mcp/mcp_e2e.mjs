@@ -22,7 +22,7 @@ import os from "node:os";
 import path from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { bigText } from "./raw_server.mjs";
+import { bigText, lineSplitter } from "./raw_server.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const MiB = 1024 * 1024;
@@ -314,24 +314,17 @@ function rawSession(t, argv, { label = "raw proxy" } = {}) {
   proc.stderr.on("data", (d) => {
     s.stderr += d;
   });
-  const pending = [];
   proc.stdout.setEncoding("utf8");
-  proc.stdout.on("data", (chunk) => {
-    let start = 0;
-    let nl;
-    while ((nl = chunk.indexOf("\n", start)) >= 0) {
-      pending.push(chunk.slice(start, nl));
-      start = nl + 1;
-      const line = pending.join("");
-      pending.length = 0;
+  proc.stdout.on(
+    "data",
+    lineSplitter((line) => {
       try {
         s.messages.push(JSON.parse(line));
       } catch {
         s.nonJson.push(line);
       }
-    }
-    if (start < chunk.length) pending.push(chunk.slice(start));
-  });
+    }),
+  );
   s.sendLine = (line) => proc.stdin.write(line + "\n");
   s.send = (msg) => s.sendLine(JSON.stringify(msg));
   // The first message not taken yet that matches pred; taken messages are removed.

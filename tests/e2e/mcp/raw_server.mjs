@@ -16,6 +16,23 @@ export function bigText(size) {
   return BIG_PATTERN.repeat(reps).slice(0, size);
 }
 
+// A "data" handler for a text stream that calls onLine with each whole line (without its newline).
+export function lineSplitter(onLine) {
+  const pending = []; // pieces of the current line
+  return (chunk) => {
+    let start = 0;
+    let nl;
+    while ((nl = chunk.indexOf("\n", start)) >= 0) {
+      pending.push(chunk.slice(start, nl));
+      start = nl + 1;
+      const line = pending.join("");
+      pending.length = 0;
+      onLine(line);
+    }
+    if (start < chunk.length) pending.push(chunk.slice(start));
+  };
+}
+
 const TOOLS = [
   { name: "echo", inputSchema: { type: "object", properties: { message: { type: "string" } }, required: ["message"] } },
   { name: "big", inputSchema: { type: "object", properties: { size: { type: "integer" } } } },
@@ -88,27 +105,20 @@ function handle(msg) {
 
 const isMain = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
 if (isMain) {
-  const pending = []; // pieces of the current line
   process.stdin.setEncoding("utf8");
-  process.stdin.on("data", (chunk) => {
-    let start = 0;
-    let nl;
-    while ((nl = chunk.indexOf("\n", start)) >= 0) {
-      pending.push(chunk.slice(start, nl));
-      start = nl + 1;
-      const line = pending.join("");
-      pending.length = 0;
-      if (line.trim() === "") continue;
+  process.stdin.on(
+    "data",
+    lineSplitter((line) => {
+      if (line.trim() === "") return;
       let msg;
       try {
         msg = JSON.parse(line);
       } catch {
         process.stderr.write(`raw_server: not JSON on stdin: ${line.slice(0, 80)}\n`);
-        continue;
+        return;
       }
       handle(msg);
-    }
-    if (start < chunk.length) pending.push(chunk.slice(start));
-  });
+    }),
+  );
   process.stdin.on("end", () => process.exit(0));
 }
