@@ -10,10 +10,14 @@
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
 #include <cctype>
+#include <condition_variable>
+#include <cstdio>
 #include <list>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <random>
 #include <set>
 #include <thread>
 #include <utility>
@@ -46,6 +50,17 @@ std::string JsonRpcError(int code, const std::string& message) {
       .dump();
 }
 
+std::string RandomHex() {
+  std::random_device device;
+  std::string out;
+  for (int i = 0; i < 4; ++i) {
+    char buffer[9];
+    std::snprintf(buffer, sizeof buffer, "%08x", static_cast<unsigned>(device()));
+    out += buffer;
+  }
+  return out;
+}
+
 // True when the Origin header is absent or names a loopback host.
 bool LoopbackOrigin(std::string_view origin) {
   if (origin.empty()) return true;
@@ -61,6 +76,9 @@ bool LoopbackOrigin(std::string_view origin) {
 }
 
 // Splits an event stream into events: data lines joined by "\n", the last id.
+// Lines end at CR, LF or CRLF, as the event-stream format says (a reader that
+// split on LF alone would see one event where the client sees two). Bounded
+// by kMaxHttpBodyBytes; each byte is scanned once.
 class EventParser {
  public:
   template <typename OnEvent>
@@ -68,40 +86,91 @@ class EventParser {
     buffer_.append(bytes);
     size_t start = 0;
     while (true) {
-      size_t newline = buffer_.find('\n', start);
-      if (newline == std::string::npos) break;
-      std::string_view line(buffer_.data() + start, newline - start);
-      start = newline + 1;
-      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-      if (line.empty()) {
-        if (has_data_) on_event(id_, data_);
-        data_.clear();
-        has_data_ = false;
-        continue;
+      size_t end = buffer_.find_first_of("\r\n", std::max(start, scanned_));
+      if (end == std::string::npos) break;
+      size_t next = end + 1;
+      if (buffer_[end] == '\r') {
+        if (next == buffer_.size()) {  // a CR last: an LF may follow in the next chunk
+          scanned_ = end;
+          break;
+        }
+        if (buffer_[next] == '\n') ++next;
       }
-      if (line.front() == ':') continue;  // a comment (keep-alive)
-      size_t colon = line.find(':');
-      std::string_view field = line.substr(0, colon);
-      std::string_view value = colon == std::string_view::npos ? "" : line.substr(colon + 1);
-      if (!value.empty() && value.front() == ' ') value.remove_prefix(1);
-      if (field == "data") {
-        if (has_data_) data_ += '\n';
-        data_.append(value);
-        has_data_ = true;
-        if (data_.size() > kMaxMcpMessageBytes) return false;
-      } else if (field == "id") {
-        id_ = std::string(value);
-      }
+      Line(std::string_view(buffer_.data() + start, end - start), on_event);
+      start = next;
+      scanned_ = next;
+      if (data_.size() > kMaxHttpBodyBytes) return false;
     }
     buffer_.erase(0, start);
-    return buffer_.size() <= kMaxMcpMessageBytes;
+    scanned_ -= start;
+    return buffer_.size() <= kMaxHttpBodyBytes;
   }
 
  private:
+  template <typename OnEvent>
+  void Line(std::string_view line, OnEvent& on_event) {
+    if (line.empty()) {
+      if (has_data_) on_event(id_, data_);
+      data_.clear();
+      has_data_ = false;
+      return;
+    }
+    if (line.front() == ':') return;  // a comment (keep-alive)
+    size_t colon = line.find(':');
+    std::string_view field = line.substr(0, colon);
+    std::string_view value = colon == std::string_view::npos ? "" : line.substr(colon + 1);
+    if (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+    if (field == "data") {
+      if (has_data_) data_ += '\n';
+      data_.append(value);
+      has_data_ = true;
+    } else if (field == "id" && value.find('\0') == std::string_view::npos) {
+      id_ = std::string(value);
+    }
+  }
+
   std::string buffer_;
+  size_t scanned_ = 0;  // buffer_ before this holds no line end
   std::string data_;
   bool has_data_ = false;
   std::string id_;
+};
+
+// Bodies over this size (or of unknown size) take one of kMaxLargeBodies places.
+constexpr size_t kLargeBodyBytes = 1 << 20;
+
+// A counting semaphore for large bodies (C++17 has none).
+class Places {
+ public:
+  explicit Places(size_t n) : free_(n) {}
+  void Take() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    freed_.wait(lock, [&] { return free_ > 0; });
+    --free_;
+  }
+  void Give() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      ++free_;
+    }
+    freed_.notify_one();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable freed_;
+  size_t free_;
+};
+
+class LargeBody {
+ public:
+  explicit LargeBody(Places* places) : places_(places) { places_->Take(); }
+  ~LargeBody() { places_->Give(); }
+  LargeBody(const LargeBody&) = delete;
+  LargeBody& operator=(const LargeBody&) = delete;
+
+ private:
+  Places* places_;
 };
 
 // One MCP session: its Proxy, and the client's headers for the proxy's own
@@ -112,6 +181,9 @@ struct McpSession {
   std::mutex mutex;
   std::unique_ptr<Proxy> proxy;
   std::vector<std::string> headers;  // "Name: value", guarded by mutex
+  // The upstream gave no Mcp-Session-Id: the proxy gave the client one of its
+  // own, which is not sent upstream.
+  bool own_id = false;
 };
 
 struct UpstreamReply {
@@ -142,7 +214,8 @@ class HttpProxy {
   UpstreamReply Call(
       const char* method, const std::string& body, const std::vector<std::string>& headers,
       const std::function<bool(long, const std::map<std::string, std::string>&)>& on_start,
-      const std::function<bool(const std::string&, const std::string&)>& on_event);
+      const std::function<bool(const std::string&, const std::string&)>& on_event,
+      int client_fd = -1);
   std::shared_ptr<McpSession> Find(const std::string& id);
   std::shared_ptr<McpSession> NewSession();
   void Say(const std::string& line) {
@@ -155,6 +228,7 @@ class HttpProxy {
   std::mutex mutex_;                                             // guards the members below
   std::map<std::string, std::shared_ptr<McpSession>> sessions_;  // by Mcp-Session-Id ("" stateless)
   std::set<int> open_;                                           // client sockets, to shut at stop
+  Places large_bodies_{kMaxLargeBodies};
 };
 
 // What a handler needs to answer one request.
@@ -300,15 +374,24 @@ void HttpProxy::Serve(Socket socket) {
   while (!stopping_) {
     http::request_parser<http::string_body> parser;
     parser.header_limit(kMaxHttpHeaderBytes);
-    parser.body_limit(kMaxMcpMessageBytes);
+    parser.body_limit(kMaxHttpBodyBytes);
     beast::error_code ec;
+    http::read_header(socket, buffer, parser, ec);
+    if (ec) break;
+    // A large body (or one of unknown length) waits for one of
+    // kMaxLargeBodies places before it is read: with 256 connections, each
+    // body and its parsed JSON could otherwise take gigabytes at once.
+    std::optional<LargeBody> large;
+    if (!parser.content_length() || *parser.content_length() > kLargeBodyBytes) {
+      large.emplace(&large_bodies_);
+    }
     http::read(socket, buffer, parser, ec);
     if (ec == http::error::body_limit) {
       http::response<http::string_body> response{http::status::payload_too_large, 11};
       response.set(http::field::content_type, "application/json");
       response.body() = JsonRpcError(kInvalidRequest, "Invalid Request: the body is over " +
-                                                          std::to_string(kMaxMcpMessageBytes) +
-                                                          " bytes (kMaxMcpMessageBytes)");
+                                                          std::to_string(kMaxHttpBodyBytes) +
+                                                          " bytes (kMaxHttpBodyBytes)");
       response.prepare_payload();
       http::write(socket, response, ec);
       break;
@@ -382,17 +465,27 @@ std::shared_ptr<McpSession> HttpProxy::NewSession() {
   return session;
 }
 
+// The headers for the upstream: the client's, without a session id the proxy
+// made up itself.
+std::vector<std::string> UpstreamHeaders(const std::vector<std::string>& headers, bool own_id) {
+  if (!own_id) return headers;
+  std::vector<std::string> out;
+  for (const std::string& h : headers) {
+    if (h.rfind("mcp-session-id:", 0) != 0) out.push_back(h);
+  }
+  return out;
+}
+
 bool HttpProxy::Post(Client& client) {
   const std::string& body = client.request.body();
-  size_t first = body.find_first_not_of(" \t\r\n");
-  if (first != std::string::npos && body[first] == '[') {
+  StatusOr<json> parsed = ParseJson(body, {kMaxHttpBodyBytes, kMaxJsonDepth});
+  if (parsed.ok() && parsed->is_array()) {  // as parsed: a byte order mark hides no batch
     return client.Reply(http::status::bad_request, "application/json",
                         JsonRpcError(kInvalidRequest,
                                      "Invalid Request: toolwarden does not take JSON-RPC batches "
                                      "over HTTP; send one message per request"));
   }
-  // The session: a known one, a new one for `initialize` without an id, or
-  // the shared one of a server that uses no session ids.
+  // The session: a known one, or a new one for `initialize` without an id.
   std::shared_ptr<McpSession> session;
   bool fresh = false;
   if (!client.session_id.empty()) {
@@ -402,39 +495,42 @@ bool HttpProxy::Post(Client& client) {
                           JsonRpcError(-32001, "Session not found"));
     }
   } else {
-    StatusOr<json> parsed = ParseJson(body, {kMaxMcpMessageBytes, kMaxJsonDepth});
     bool initialize = parsed.ok() && parsed->is_object() && parsed->contains("method") &&
                       (*parsed)["method"] == "initialize";
-    if (initialize) {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (sessions_.size() >= kMaxHttpSessions) {  // make room: forget sessions long idle
-        const int64_t cutoff = NowSeconds() - kHttpSessionIdle.count();
-        for (auto it = sessions_.begin(); it != sessions_.end();) {
-          it = it->second->last_used < cutoff ? sessions_.erase(it) : std::next(it);
-        }
-      }
-      if (sessions_.size() >= kMaxHttpSessions) {
-        return client.Reply(
-            http::status::service_unavailable, "application/json",
-            JsonRpcError(kInternalError, "toolwarden: " + std::to_string(kMaxHttpSessions) +
-                                             " MCP sessions are open (kMaxHttpSessions)"));
+    if (!initialize) {
+      return client.Reply(http::status::bad_request, "application/json",
+                          JsonRpcError(-32000,
+                                       "Bad Request: no Mcp-Session-Id; start with "
+                                       "initialize"));
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (sessions_.size() >= kMaxHttpSessions) {  // make room: forget sessions long idle
+      const int64_t cutoff = NowSeconds() - kHttpSessionIdle.count();
+      for (auto it = sessions_.begin(); it != sessions_.end();) {
+        it = it->second->last_used < cutoff ? sessions_.erase(it) : std::next(it);
       }
     }
-    if (!initialize) session = Find("");
-    if (session == nullptr) {
-      session = NewSession();
-      fresh = true;
+    if (sessions_.size() >= kMaxHttpSessions) {
+      return client.Reply(
+          http::status::service_unavailable, "application/json",
+          JsonRpcError(kInternalError, "toolwarden: " + std::to_string(kMaxHttpSessions) +
+                                           " MCP sessions are open (kMaxHttpSessions)"));
     }
+    session = NewSession();
+    fresh = true;
   }
   ProxyOutput out;
+  std::vector<std::string> upstream_headers;
   {
     std::lock_guard<std::mutex> lock(session->mutex);
-    session->headers = client.headers;
-    out = session->proxy->FromClient(body);
+    upstream_headers = UpstreamHeaders(client.headers, session->own_id);
+    session->headers = upstream_headers;
+    out =
+        parsed.ok() ? session->proxy->FromClientMessage(*parsed) : session->proxy->FromClient(body);
   }
   if (out.to_server.empty()) {
-    if (out.close) {  // terminate: end the upstream session too
-      Call("DELETE", "", client.headers, nullptr, nullptr);
+    if (out.close) {  // terminate: end the upstream session too, and forget it here
+      if (!session->own_id) Call("DELETE", "", upstream_headers, nullptr, nullptr);
       std::lock_guard<std::mutex> lock(mutex_);
       sessions_.erase(client.session_id);
     }
@@ -443,13 +539,18 @@ bool HttpProxy::Post(Client& client) {
   }
   const std::string forwarded = out.to_server.front();
   std::vector<std::string> own(out.to_server.begin() + 1, out.to_server.end());
+  std::string upstream_id;  // the session id the upstream gave, if any
   std::string session_id = client.session_id;
   bool client_ok = true;
+  auto id_from = [&](const std::map<std::string, std::string>& headers) {
+    auto it = headers.find("mcp-session-id");
+    if (it != headers.end()) upstream_id = it->second;
+    if (fresh) session_id = upstream_id.empty() ? "toolwarden-" + RandomHex() : upstream_id;
+  };
   UpstreamReply reply = Call(
-      "POST", forwarded, client.headers,
+      "POST", forwarded, upstream_headers,
       [&](long status, const std::map<std::string, std::string>& headers) {
-        auto it = headers.find("mcp-session-id");
-        if (it != headers.end()) session_id = it->second;
+        id_from(headers);
         client_ok = client.StartStream(status, session_id);
         return client_ok;
       },
@@ -460,17 +561,18 @@ bool HttpProxy::Post(Client& client) {
           events = session->proxy->FromServer(data);
         }
         own.insert(own.end(), events.to_server.begin(), events.to_server.end());
-        for (const std::string& line : events.to_client)
+        for (const std::string& line : events.to_client) {
           client_ok = client_ok && client.Event(id, line);
+        }
         return client_ok;
-      });
+      },
+      client.socket.native_handle());
   if (reply.streamed) {
     ProxyOutput left;  // the stream ended without the answer
     {
       std::lock_guard<std::mutex> lock(session->mutex);
-      left = session->proxy->Unanswered(forwarded,
-                                        "the upstream MCP server's event stream ended "
-                                        "before it answered");
+      left = session->proxy->Unanswered(
+          forwarded, "the upstream MCP server's event stream ended before it answered");
     }
     for (const std::string& line : left.to_client) client_ok = client_ok && client.Event("", line);
     client_ok = client_ok && client.EndStream();
@@ -486,10 +588,11 @@ bool HttpProxy::Post(Client& client) {
                      failed.to_client.empty()
                          ? JsonRpcError(kInternalError, "upstream MCP server: " + reply.error)
                          : failed.to_client.front());
+    fresh = false;
   } else {
-    auto sid = reply.headers.find("mcp-session-id");
-    if (sid != reply.headers.end()) session_id = sid->second;
+    id_from(reply.headers);
     ProxyOutput answer;
+    std::string content_type = "application/json";
     if (reply.status >= 200 && reply.status < 300 && !reply.body.empty()) {
       std::lock_guard<std::mutex> lock(session->mutex);
       answer = session->proxy->FromServer(reply.body);
@@ -497,6 +600,8 @@ bool HttpProxy::Post(Client& client) {
       std::lock_guard<std::mutex> lock(session->mutex);
       session->proxy->Unanswered(forwarded, "");  // the server's own error reply goes back as is
       answer.to_client.push_back(reply.body);
+      auto type = reply.headers.find("content-type");
+      content_type = type == reply.headers.end() ? "" : type->second;
     }
     own.insert(own.end(), answer.to_server.begin(), answer.to_server.end());
     std::string text = answer.to_client.empty() ? "" : answer.to_client.front();
@@ -509,26 +614,22 @@ bool HttpProxy::Post(Client& client) {
       if (!left.to_client.empty()) {
         text = left.to_client.front();
         status = http::status::bad_gateway;
+        content_type = "application/json";
       }
     }
-    client_ok =
-        client.Reply(status, text.empty() ? "" : "application/json", std::move(text), session_id);
+    if (text.empty()) content_type.clear();
+    client_ok = client.Reply(status, content_type, std::move(text), session_id);
   }
   if (fresh && reply.status >= 200 && reply.status < 300) {
     std::lock_guard<std::mutex> lock(mutex_);
+    session->own_id = upstream_id.empty();
     if (sessions_.size() < kMaxHttpSessions) sessions_[session_id] = session;
   }
-  if (!own.empty()) {
-    if (!session_id.empty()) {
-      std::lock_guard<std::mutex> lock(session->mutex);
-      session->headers.erase(
-          std::remove_if(session->headers.begin(), session->headers.end(),
-                         [](const std::string& h) { return h.rfind("mcp-session-id:", 0) == 0; }),
-          session->headers.end());
-      session->headers.push_back("mcp-session-id: " + session_id);
-    }
-    OwnRequests(session, std::move(own));
+  if (fresh && !upstream_id.empty()) {  // the proxy's own requests join the new session
+    std::lock_guard<std::mutex> lock(session->mutex);
+    session->headers.push_back("mcp-session-id: " + upstream_id);
   }
+  if (!own.empty()) OwnRequests(session, std::move(own));
   return client_ok;
 }
 
@@ -567,9 +668,16 @@ bool HttpProxy::GetOrDelete(Client& client) {
     return client.Reply(http::status::not_found, "application/json",
                         JsonRpcError(-32001, "Session not found"));
   }
+  if (session->own_id && !get) {  // the upstream keeps no sessions: end ours only
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      sessions_.erase(client.session_id);
+    }
+    return client.Reply(http::status::ok, "", "");
+  }
   bool client_ok = true;
   UpstreamReply reply = Call(
-      get ? "GET" : "DELETE", "", client.headers,
+      get ? "GET" : "DELETE", "", UpstreamHeaders(client.headers, session->own_id),
       [&](long status, const std::map<std::string, std::string>&) {
         client_ok = client.StartStream(status, client.session_id);
         return client_ok;
@@ -584,7 +692,8 @@ bool HttpProxy::GetOrDelete(Client& client) {
           client_ok = client_ok && client.Event(id, line);
         if (!out.to_server.empty()) OwnRequests(session, out.to_server);
         return client_ok;
-      });
+      },
+      client.socket.native_handle());
   if (reply.streamed) return client_ok && client.EndStream();
   if (reply.code != CURLE_OK || reply.status == 0) {
     return client.Reply(http::status::bad_gateway, "application/json",
@@ -605,6 +714,7 @@ struct Transfer {
   const std::function<bool(long, const std::map<std::string, std::string>&)>* on_start;
   const std::function<bool(const std::string&, const std::string&)>* on_event;
   const std::atomic<bool>* stopping;
+  int client_fd;  // the client's socket, watched for a hang-up; -1 for none
   EventParser events;
   bool decided = false;  // streamed or not, once the first body bytes came
   size_t header_bytes = 0;
@@ -627,7 +737,20 @@ size_t OnHeader(char* data, size_t size, size_t count, void* user) {
     return line.size();
   }
   size_t colon = line.find(':');
-  if (colon == std::string_view::npos) return line.size();
+  if (colon == std::string_view::npos) {
+    // The blank line after the head: an event stream starts now, so the
+    // client sees its head before the first event (which may be long coming).
+    if (t->reply->status >= 200 && !t->decided && (line == "\r\n" || line == "\n")) {
+      t->decided = true;
+      auto type = t->reply->headers.find("content-type");
+      if (type != t->reply->headers.end() && t->on_event != nullptr && *t->on_event != nullptr &&
+          Lower(type->second).rfind("text/event-stream", 0) == 0) {
+        t->reply->streamed = true;
+        if (*t->on_start && !(*t->on_start)(t->reply->status, t->reply->headers)) return 0;
+      }
+    }
+    return line.size();
+  }
   std::string value(line.substr(colon + 1));
   while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' ')) {
     value.pop_back();
@@ -651,7 +774,7 @@ size_t OnBody(char* data, size_t size, size_t count, void* user) {
     }
   }
   if (!t->reply->streamed) {
-    if (t->reply->body.size() + n > kMaxMcpMessageBytes) return 0;
+    if (t->reply->body.size() + n > kMaxHttpBodyBytes) return 0;
     t->reply->body.append(data, n);
     return n;
   }
@@ -663,14 +786,22 @@ size_t OnBody(char* data, size_t size, size_t count, void* user) {
   return parsed && delivered ? n : 0;
 }
 
+// Ends the transfer when the proxy stops or the client hangs up (an
+// abandoned event stream must not hold a thread and an upstream connection).
 int OnProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
-  return static_cast<Transfer*>(user)->stopping->load() ? 1 : 0;
+  auto* t = static_cast<Transfer*>(user);
+  if (t->stopping->load()) return 1;
+  if (t->client_fd >= 0) {
+    pollfd fd{t->client_fd, POLLRDHUP, 0};
+    if (poll(&fd, 1, 0) > 0 && (fd.revents & (POLLRDHUP | POLLHUP | POLLERR))) return 1;
+  }
+  return 0;
 }
 
 UpstreamReply HttpProxy::Call(
     const char* method, const std::string& body, const std::vector<std::string>& headers,
     const std::function<bool(long, const std::map<std::string, std::string>&)>& on_start,
-    const std::function<bool(const std::string&, const std::string&)>& on_event) {
+    const std::function<bool(const std::string&, const std::string&)>& on_event, int client_fd) {
   UpstreamReply reply;
   CURL* curl = curl_easy_init();
   if (curl == nullptr) {
@@ -678,7 +809,7 @@ UpstreamReply HttpProxy::Call(
     reply.error = "cannot start libcurl";
     return reply;
   }
-  Transfer transfer{&reply, &on_start, &on_event, &stopping_, {}, false, 0};
+  Transfer transfer{&reply, &on_start, &on_event, &stopping_, client_fd, {}, false, 0};
   curl_slist* list = nullptr;
   bool has_accept = false;
   for (const std::string& h : headers) {

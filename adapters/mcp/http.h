@@ -18,8 +18,10 @@
 // stdio: no batches (JSON-RPC arrays get HTTP 400; MCP 2025-06-18 removed
 // them), and `ask` denies, since a client's answer to an elicitation would
 // arrive on another request. A request for an MCP session the proxy does not
-// know gets 404, as from a server that ended it. Requests with an Origin
-// header that is not a loopback origin get 403 (DNS rebinding).
+// know gets 404, as from a server that ended it. An upstream that gives no
+// Mcp-Session-Id gets none back; its clients get ids the proxy makes, so each
+// still has a policy session of its own. Requests with an Origin header that
+// is not a loopback origin get 403 (DNS rebinding).
 #ifndef TOOLWARDEN_ADAPTERS_MCP_HTTP_H_
 #define TOOLWARDEN_ADAPTERS_MCP_HTTP_H_
 
@@ -42,6 +44,13 @@ inline constexpr std::chrono::seconds kHttpSessionIdle{1800};
 inline constexpr size_t kMaxHttpConnections = 256;
 // The longest request or reply head.
 inline constexpr size_t kMaxHttpHeaderBytes = 64 << 10;
+// The longest request body, JSON reply or event from the upstream (over
+// stdio a message may be up to kMaxMcpMessageBytes; an HTTP proxy serves many
+// clients at once).
+inline constexpr size_t kMaxHttpBodyBytes = 16 << 20;
+// Request bodies over 1 MiB (or of unknown length) read and handled at once;
+// others wait. Bounds memory: a body's parsed JSON can take many times its size.
+inline constexpr size_t kMaxLargeBodies = 4;
 
 struct HttpProxyOptions {
   std::string host = "127.0.0.1";
@@ -51,7 +60,7 @@ struct HttpProxyOptions {
   std::function<ProxyOptions()> new_session;
   std::chrono::milliseconds connect_timeout{10000};
   // A client connection with no request for this long is closed.
-  std::chrono::milliseconds idle_timeout{300000};
+  std::chrono::milliseconds idle_timeout{60000};
 };
 
 // Serves until SIGINT or SIGTERM; `report` gets "listening on http://HOST:PORT"

@@ -142,7 +142,12 @@ ProxyOutput Proxy::FromClient(std::string_view line) {
         (too_deep ? "Invalid Request: " : "Parse error: ") + parsed.status().message()));
     return out;
   }
-  const json& message = *parsed;
+  return FromClientMessage(*parsed);
+}
+
+ProxyOutput Proxy::FromClientMessage(const json& message) {
+  ProxyOutput out;
+  if (closed_) return out;
   if (message.is_array()) {
     // JSON-RPC batch elements are objects; anything else (a nested batch, say)
     // might be read as a batch of its own by a lenient server.

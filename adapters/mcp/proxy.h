@@ -110,6 +110,9 @@ class Proxy {
   // skipped: JSON allows them around a message anyway.
   ProxyOutput FromClient(std::string_view line);
   ProxyOutput FromServer(std::string_view line);
+  // A message from the client already parsed (with ParseJson's limits and
+  // kMaxJsonDepth), as FromClient after its parse.
+  ProxyOutput FromClientMessage(const nlohmann::json& message);
   // A line longer than kMaxMcpMessageBytes that the reader dropped.
   ProxyOutput ClientLineTooLong(size_t bytes);
   void ServerLineTooLong(size_t bytes);

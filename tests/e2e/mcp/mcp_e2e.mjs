@@ -1275,6 +1275,69 @@ forbid "get-sum" when a < 0 priority 1 fallback terminate "Negative sums end the
   });
 });
 
+
+testCase("l", "Streamable HTTP: a stateless upstream that answers plain JSON; sessions stay apart", 40000, async (t) => {
+  if (DIRECT) return;
+  const aux = t.tmpdir("l");
+  const policyFile = t.writePolicy(aux, `policy stateless;\nallow echo;\nforbid echo when count(echo) >= 1 priority 1;\n`);
+  const upstreamPort = await freePort();
+  await t.must("the upstream listens", () =>
+    startProcess(t, "json upstream", "python3", [path.join(HERE, "json_upstream.py"), String(upstreamPort)], {}, /listening on port/),
+  );
+  const proxy = await t.must("the proxy listens", () =>
+    startProcess(t, "proxy", TOOLWARDEN, ["mcp", "--policy", policyFile, "--upstream", `http://127.0.0.1:${upstreamPort}/mcp`], {}, /listening on http:\/\/127\.0\.0\.1:\d+/),
+  );
+  const url = `http://127.0.0.1:${/listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(proxy.stderr)[1]}/mcp`;
+  const connect = async () => {
+    const client = new Client({ name: "toolwarden-mcp-e2e-json", version: "1.0.0" }, { capabilities: {} });
+    const transport = new StreamableHTTPClientTransport(new URL(url));
+    await client.connect(transport, { timeout: 15000 });
+    t.defer(() => client.close().catch(() => {}));
+    return { client, transport };
+  };
+  const echo = (s, message) => s.client.callTool({ name: "echo", arguments: { message } }, undefined, { timeout: 20000 });
+  const a = await t.must("an SDK client connects (JSON replies carry their content type)", connect);
+  await t.check("the proxy gives the client a session id of its own, and keeps it from the upstream", async () => {
+    assert.ok(String(a.transport.sessionId).startsWith("toolwarden-"), String(a.transport.sessionId));
+    assert.equal(assertAllowed(await echo(a, "one")), "Echo: one");
+  });
+  await t.check("the policy counts per session: the second echo is denied", async () => {
+    assertDenied(await echo(a, "two"), {});
+  });
+  const b = await t.must("a second client connects", connect);
+  await t.check("the second client has its own session, and did not reset the first", async () => {
+    assert.notEqual(b.transport.sessionId, a.transport.sessionId);
+    assert.equal(assertAllowed(await echo(b, "one")), "Echo: one");
+    assertDenied(await echo(a, "three"), {});
+  });
+  await t.check("a request without a session id that is not initialize gets 400", async () => {
+    const r = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "application/json, text/event-stream" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "echo", arguments: { message: "x" } } }),
+    });
+    assert.equal(r.status, 400);
+  });
+  await t.check("a byte order mark does not get a batch past the check", async () => {
+    const r = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-session-id": b.transport.sessionId },
+      body: "\uFEFF" + JSON.stringify([{ jsonrpc: "2.0", id: 7, method: "ping" }]),
+    });
+    assert.equal(r.status, 400);
+  });
+  await t.check("DELETE ends the proxy's own session", async () => {
+    const id = a.transport.sessionId;
+    await a.transport.terminateSession();
+    const r = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-session-id": id },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "ping" }),
+    });
+    assert.equal(r.status, 404);
+  });
+});
+
 // =============================================================================================
 
 async function main() {

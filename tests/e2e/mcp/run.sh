@@ -84,7 +84,7 @@ if ! cmp -s "$dir/package-lock.json" "$stamp" || ! cmp -s "$dir/package.json" "$
   cp "$dir/package-lock.json" "$stamp" && cp "$dir/package.json" "$stamp.package" || exit 1
 fi
 
-for f in "$here"/*.mjs; do
+for f in "$here"/*.mjs "$here"/*.py; do
   sync_file "$(basename "$f")"
 done
 
