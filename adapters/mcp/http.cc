@@ -17,7 +17,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <random>
 #include <set>
 #include <thread>
 #include <utility>
@@ -42,23 +41,6 @@ constexpr const char* kForwardedRequestHeaders[] = {"accept", "authorization", "
 std::string Lower(std::string text) {
   for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return text;
-}
-
-std::string JsonRpcError(int code, const std::string& message) {
-  return json{
-      {"jsonrpc", "2.0"}, {"id", nullptr}, {"error", {{"code", code}, {"message", message}}}}
-      .dump();
-}
-
-std::string RandomHex() {
-  std::random_device device;
-  std::string out;
-  for (int i = 0; i < 4; ++i) {
-    char buffer[9];
-    std::snprintf(buffer, sizeof buffer, "%08x", static_cast<unsigned>(device()));
-    out += buffer;
-  }
-  return out;
 }
 
 // True when the Origin header is absent or names a loopback host.
@@ -389,9 +371,10 @@ void HttpProxy::Serve(Socket socket) {
     if (ec == http::error::body_limit) {
       http::response<http::string_body> response{http::status::payload_too_large, 11};
       response.set(http::field::content_type, "application/json");
-      response.body() = JsonRpcError(kInvalidRequest, "Invalid Request: the body is over " +
-                                                          std::to_string(kMaxHttpBodyBytes) +
-                                                          " bytes (kMaxHttpBodyBytes)");
+      response.body() =
+          ErrorResponse(nullptr, kInvalidRequest,
+                        "Invalid Request: the body is over " + std::to_string(kMaxHttpBodyBytes) +
+                            " bytes (kMaxHttpBodyBytes)");
       response.prepare_payload();
       http::write(socket, response, ec);
       break;
@@ -421,8 +404,9 @@ bool HttpProxy::Handle(Socket& socket, const http::request<http::string_body>& r
       !LoopbackOrigin(std::string_view(origin->value().data(), origin->value().size()))) {
     Say("refused a request from origin " +
         std::string(origin->value().data(), origin->value().size()));
-    return client.Reply(http::status::forbidden, "application/json",
-                        JsonRpcError(kInvalidRequest, "Forbidden: not a loopback origin")) &&
+    return client.Reply(
+               http::status::forbidden, "application/json",
+               ErrorResponse(nullptr, kInvalidRequest, "Forbidden: not a loopback origin")) &&
            client.keep_alive;
   }
   switch (request.method()) {
@@ -481,9 +465,9 @@ bool HttpProxy::Post(Client& client) {
   StatusOr<json> parsed = ParseJson(body, {kMaxHttpBodyBytes, kMaxJsonDepth});
   if (parsed.ok() && parsed->is_array()) {  // as parsed: a byte order mark hides no batch
     return client.Reply(http::status::bad_request, "application/json",
-                        JsonRpcError(kInvalidRequest,
-                                     "Invalid Request: toolwarden does not take JSON-RPC batches "
-                                     "over HTTP; send one message per request"));
+                        ErrorResponse(nullptr, kInvalidRequest,
+                                      "Invalid Request: toolwarden does not take JSON-RPC batches "
+                                      "over HTTP; send one message per request"));
   }
   // The session: a known one, or a new one for `initialize` without an id.
   std::shared_ptr<McpSession> session;
@@ -492,16 +476,16 @@ bool HttpProxy::Post(Client& client) {
     session = Find(client.session_id);
     if (session == nullptr) {
       return client.Reply(http::status::not_found, "application/json",
-                          JsonRpcError(-32001, "Session not found"));
+                          ErrorResponse(nullptr, -32001, "Session not found"));
     }
   } else {
     bool initialize = parsed.ok() && parsed->is_object() && parsed->contains("method") &&
                       (*parsed)["method"] == "initialize";
     if (!initialize) {
       return client.Reply(http::status::bad_request, "application/json",
-                          JsonRpcError(-32000,
-                                       "Bad Request: no Mcp-Session-Id; start with "
-                                       "initialize"));
+                          ErrorResponse(nullptr, -32000,
+                                        "Bad Request: no Mcp-Session-Id; start with "
+                                        "initialize"));
     }
     std::lock_guard<std::mutex> lock(mutex_);
     if (sessions_.size() >= kMaxHttpSessions) {  // make room: forget sessions long idle
@@ -511,10 +495,10 @@ bool HttpProxy::Post(Client& client) {
       }
     }
     if (sessions_.size() >= kMaxHttpSessions) {
-      return client.Reply(
-          http::status::service_unavailable, "application/json",
-          JsonRpcError(kInternalError, "toolwarden: " + std::to_string(kMaxHttpSessions) +
-                                           " MCP sessions are open (kMaxHttpSessions)"));
+      return client.Reply(http::status::service_unavailable, "application/json",
+                          ErrorResponse(nullptr, kInternalError,
+                                        "toolwarden: " + std::to_string(kMaxHttpSessions) +
+                                            " MCP sessions are open (kMaxHttpSessions)"));
     }
     session = NewSession();
     fresh = true;
@@ -583,11 +567,11 @@ bool HttpProxy::Post(Client& client) {
       failed = session->proxy->Unanswered(forwarded, "upstream MCP server: " + reply.error);
     }
     Say("upstream: " + reply.error);
-    client_ok =
-        client.Reply(http::status::bad_gateway, "application/json",
-                     failed.to_client.empty()
-                         ? JsonRpcError(kInternalError, "upstream MCP server: " + reply.error)
-                         : failed.to_client.front());
+    client_ok = client.Reply(
+        http::status::bad_gateway, "application/json",
+        failed.to_client.empty()
+            ? ErrorResponse(nullptr, kInternalError, "upstream MCP server: " + reply.error)
+            : failed.to_client.front());
     fresh = false;
   } else {
     id_from(reply.headers);
@@ -666,7 +650,7 @@ bool HttpProxy::GetOrDelete(Client& client) {
   std::shared_ptr<McpSession> session = Find(client.session_id);
   if (session == nullptr) {
     return client.Reply(http::status::not_found, "application/json",
-                        JsonRpcError(-32001, "Session not found"));
+                        ErrorResponse(nullptr, -32001, "Session not found"));
   }
   if (session->own_id && !get) {  // the upstream keeps no sessions: end ours only
     {
@@ -696,8 +680,9 @@ bool HttpProxy::GetOrDelete(Client& client) {
       client.socket.native_handle());
   if (reply.streamed) return client_ok && client.EndStream();
   if (reply.code != CURLE_OK || reply.status == 0) {
-    return client.Reply(http::status::bad_gateway, "application/json",
-                        JsonRpcError(kInternalError, "upstream MCP server: " + reply.error));
+    return client.Reply(
+        http::status::bad_gateway, "application/json",
+        ErrorResponse(nullptr, kInternalError, "upstream MCP server: " + reply.error));
   }
   if (!get && ((reply.status >= 200 && reply.status < 300) || reply.status == 404)) {
     std::lock_guard<std::mutex> lock(mutex_);

@@ -21,10 +21,6 @@ std::string Dump(const json& value) {
   return value.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-std::string ErrorResponse(const json& id, int code, const std::string& message) {
-  return Dump({{"jsonrpc", "2.0"}, {"id", id}, {"error", {{"code", code}, {"message", message}}}});
-}
-
 std::string_view Method(const json& message) {
   auto it = message.find("method");
   if (it == message.end() || !it->is_string()) return {};
@@ -68,13 +64,13 @@ auto DiagnosticKey(const Diagnostic& d) {
   return std::make_tuple(d.position.line, d.position.column, d.severity, d.message);
 }
 
-// `text` cut to `max` bytes, with control characters (newlines included)
-// escaped, for names and values from the client or server in reports.
-std::string Printable(std::string_view text, size_t max = 200) {
+// `text` with control characters escaped as \xNN (but newlines, with
+// `keep_newlines`), so nothing in it can move the operator's cursor.
+std::string Escaped(std::string_view text, bool keep_newlines) {
   std::string out;
-  for (char c : Abbreviate(text, max)) {
+  for (char c : text) {
     unsigned char u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f) {
+    if ((u < 0x20 && !(keep_newlines && c == '\n')) || u == 0x7f) {
       char buffer[8];
       std::snprintf(buffer, sizeof buffer, "\\x%02x", u);
       out += buffer;
@@ -85,9 +81,21 @@ std::string Printable(std::string_view text, size_t max = 200) {
   return out;
 }
 
+// `text` cut to `max` bytes, all control characters escaped, for names and
+// values from the client or server in reports and approval requests.
+std::string Printable(std::string_view text, size_t max = 200) {
+  return Escaped(Abbreviate(text, max), /*keep_newlines=*/false);
+}
+
 // An empty line, or one of only spaces, tabs and carriage returns.
 bool Blank(std::string_view line) {
   return line.find_first_not_of(" \t\r") == std::string_view::npos;
+}
+
+}  // namespace
+
+std::string ErrorResponse(const json& id, int code, const std::string& message) {
+  return Dump({{"jsonrpc", "2.0"}, {"id", id}, {"error", {{"code", code}, {"message", message}}}});
 }
 
 std::string RandomHex() {
@@ -101,30 +109,15 @@ std::string RandomHex() {
   return out;
 }
 
-}  // namespace
-
 Proxy::Proxy(ProxyOptions options) : options_(std::move(options)) {
   if (options_.id_prefix.empty()) options_.id_prefix = "toolwarden-" + RandomHex() + "-";
   session_.emplace(options_.program, options_.query.value_or(""));
   baseline_ = CheckSource(options_.policy_source, nullptr);
 }
 
-// Escapes control characters other than newlines (which multi-line
-// diagnostics use), so nothing in a report can move the operator's cursor.
+// Multi-line diagnostics keep their newlines; nothing else can move the cursor.
 void Proxy::Report(const std::string& line) const {
-  if (!options_.report) return;
-  std::string safe;
-  for (char c : line) {
-    unsigned char u = static_cast<unsigned char>(c);
-    if ((u < 0x20 && c != '\n') || u == 0x7f) {
-      char buffer[8];
-      std::snprintf(buffer, sizeof buffer, "\\x%02x", u);
-      safe += buffer;
-    } else {
-      safe += c;
-    }
-  }
-  options_.report(safe);
+  if (options_.report) options_.report(Escaped(line, /*keep_newlines=*/true));
 }
 
 std::string Proxy::NextId() { return options_.id_prefix + std::to_string(next_id_++); }

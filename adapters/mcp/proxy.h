@@ -78,6 +78,11 @@ inline constexpr int kInternalError = -32603;
 // "params": {"query": "..."}}. It is not forwarded.
 inline constexpr char kQueryNotification[] = "notifications/toolwarden/query";
 
+// {"jsonrpc": "2.0", "id": ID, "error": {"code": CODE, "message": MESSAGE}}.
+std::string ErrorResponse(const nlohmann::json& id, int code, const std::string& message);
+// 128 bits from std::random_device as 32 hex digits, for ids no one can guess.
+std::string RandomHex();
+
 struct ProxyOptions {
   std::shared_ptr<const Program> program;  // decides every tools/call; required
   // The policy's source, to check it again against the server's tools.
