@@ -63,6 +63,21 @@ class LineReader {
       data.remove_prefix(newline + 1);
     }
   }
+  // One read(2) from `fd`, its lines delivered; false at the end of the
+  // input (or a read error), once a last line without a newline is delivered.
+  template <typename OnLine, typename OnTooLong>
+  bool ReadFrom(int fd, OnLine on_line, OnTooLong on_too_long) {
+    char chunk[kReadChunk];
+    ssize_t n = read(fd, chunk, sizeof chunk);
+    if (n > 0) {
+      Feed(std::string_view(chunk, static_cast<size_t>(n)), on_line, on_too_long);
+      return true;
+    }
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return true;
+    Finish(on_line, on_too_long);
+    return false;
+  }
+
   // At end of input: a last line without a newline still counts.
   template <typename OnLine, typename OnTooLong>
   void Finish(OnLine on_line, OnTooLong on_too_long) {
@@ -309,7 +324,6 @@ int RunStdio(Proxy& proxy, const StdioOptions& options,
     }
   };
 
-  char buffer[kReadChunk];
   while (true) {
     reap();
     if (status && (!server_reading || Clock::now() - *exited >= kDrainAfterExit)) break;
@@ -370,19 +384,12 @@ int RunStdio(Proxy& proxy, const StdioOptions& options,
         }
       }
     }
-    if (cin_i != SIZE_MAX && fds[cin_i].revents) {
-      ssize_t n = read(options.client_in, buffer, sizeof buffer);
-      if (n > 0) {
-        client_lines.Feed(
-            std::string_view(buffer, static_cast<size_t>(n)),
-            [&](std::string_view line) { apply(proxy.FromClient(line)); },
-            [&](size_t bytes) { apply(proxy.ClientLineTooLong(bytes)); });
-      } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
-        client_lines.Finish([&](std::string_view line) { apply(proxy.FromClient(line)); },
-                            [&](size_t bytes) { apply(proxy.ClientLineTooLong(bytes)); });
-        client_reading = false;
-        end_server = true;
-      }
+    if (cin_i != SIZE_MAX && fds[cin_i].revents &&
+        !client_lines.ReadFrom(
+            options.client_in, [&](std::string_view line) { apply(proxy.FromClient(line)); },
+            [&](size_t bytes) { apply(proxy.ClientLineTooLong(bytes)); })) {
+      client_reading = false;
+      end_server = true;
     }
     if (cout_i != SIZE_MAX && fds[cout_i].revents) {
       if (!to_client.WriteSome(options.client_out)) {
@@ -399,21 +406,14 @@ int RunStdio(Proxy& proxy, const StdioOptions& options,
         end_server = true;
       }
     }
-    if (sout_i != SIZE_MAX && fds[sout_i].revents) {
-      ssize_t n = read(from_child.read, buffer, sizeof buffer);
-      if (n > 0) {
-        server_lines.Feed(
-            std::string_view(buffer, static_cast<size_t>(n)),
-            [&](std::string_view line) { apply(proxy.FromServer(line)); },
-            [&](size_t bytes) { proxy.ServerLineTooLong(bytes); });
-      } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
-        server_lines.Finish([&](std::string_view line) { apply(proxy.FromServer(line)); },
-                            [&](size_t bytes) { proxy.ServerLineTooLong(bytes); });
-        server_reading = false;
-        // Nothing more can come back: end the server if it has not ended.
-        end_server = true;
-        to_server.Clear();
-      }
+    if (sout_i != SIZE_MAX && fds[sout_i].revents &&
+        !server_lines.ReadFrom(
+            from_child.read, [&](std::string_view line) { apply(proxy.FromServer(line)); },
+            [&](size_t bytes) { proxy.ServerLineTooLong(bytes); })) {
+      server_reading = false;
+      // Nothing more can come back: end the server if it has not ended.
+      end_server = true;
+      to_server.Clear();
     }
   }
 
