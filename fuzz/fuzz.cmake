@@ -1,0 +1,1 @@
+# Fuzz targets (issue 7). Filled in by the fuzzing work.
