@@ -120,6 +120,16 @@ class EventParser {
 
 // Bodies over this size (or of unknown size) take one of kMaxLargeBodies places.
 constexpr size_t kLargeBodyBytes = 1 << 20;
+// After refusing a request for its size, the proxy reads and drops up to this
+// much of what the client is still sending (for at most kLingerSeconds), so that
+// closing the connection does not reset it before the client reads the answer.
+constexpr size_t kMaxLingerBytes = 32 << 20;
+constexpr int kLingerSeconds = 5;
+
+std::string TooLargeBody() {
+  return "Invalid Request: the body is over " + std::to_string(kMaxHttpBodyBytes) +
+         " bytes (kMaxHttpBodyBytes)";
+}
 
 // A counting semaphore for large bodies (C++17 has none).
 class Places {
@@ -190,6 +200,7 @@ class HttpProxy {
 
   void Serve(Socket socket);
   bool Handle(Socket& socket, const http::request<http::string_body>& request);
+  void Refuse(Socket& socket, http::status status, const std::string& message);
   bool Post(Client& client);
   bool GetOrDelete(Client& client);
   void OwnRequests(const std::shared_ptr<McpSession>& session, std::vector<std::string> lines);
@@ -359,6 +370,16 @@ void HttpProxy::Serve(Socket socket) {
     parser.body_limit(kMaxHttpBodyBytes);
     beast::error_code ec;
     http::read_header(socket, buffer, parser, ec);
+    if (ec == http::error::header_limit) {
+      Refuse(socket, http::status::request_header_fields_too_large,
+             "Invalid Request: the request head is over " + std::to_string(kMaxHttpHeaderBytes) +
+                 " bytes (kMaxHttpHeaderBytes)");
+      break;
+    }
+    if (ec == http::error::body_limit) {  // a Content-Length over the limit
+      Refuse(socket, http::status::payload_too_large, TooLargeBody());
+      break;
+    }
     if (ec) break;
     // A large body (or one of unknown length) waits for one of
     // kMaxLargeBodies places before it is read: with 256 connections, each
@@ -368,15 +389,8 @@ void HttpProxy::Serve(Socket socket) {
       large.emplace(&large_bodies_);
     }
     http::read(socket, buffer, parser, ec);
-    if (ec == http::error::body_limit) {
-      http::response<http::string_body> response{http::status::payload_too_large, 11};
-      response.set(http::field::content_type, "application/json");
-      response.body() =
-          ErrorResponse(nullptr, kInvalidRequest,
-                        "Invalid Request: the body is over " + std::to_string(kMaxHttpBodyBytes) +
-                            " bytes (kMaxHttpBodyBytes)");
-      response.prepare_payload();
-      http::write(socket, response, ec);
+    if (ec == http::error::body_limit) {  // a chunked body over the limit
+      Refuse(socket, http::status::payload_too_large, TooLargeBody());
       break;
     }
     if (ec) break;
@@ -388,6 +402,33 @@ void HttpProxy::Serve(Socket socket) {
   }
   beast::error_code ignored;
   socket.shutdown(tcp::socket::shutdown_both, ignored);
+}
+
+// Answers a request refused for its size with a JSON-RPC error, then reads and
+// drops what the client still sends (bounded) before the connection closes:
+// closing with unread bytes would reset the connection, and the client could
+// lose the answer.
+void HttpProxy::Refuse(Socket& socket, http::status status, const std::string& message) {
+  Say("refused a request: " + message);
+  http::response<http::string_body> response{status, 11};
+  response.set(http::field::content_type, "application/json");
+  response.keep_alive(false);
+  response.body() = ErrorResponse(nullptr, kInvalidRequest, message);
+  response.prepare_payload();
+  beast::error_code ec;
+  http::write(socket, response, ec);
+  if (ec) return;
+  socket.shutdown(tcp::socket::shutdown_send, ec);
+  timeval timeout{kLingerSeconds, 0};
+  setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(kLingerSeconds);
+  char sink[65536];
+  size_t dropped = 0;
+  while (dropped < kMaxLingerBytes && std::chrono::steady_clock::now() < deadline) {
+    ssize_t n = recv(socket.native_handle(), sink, sizeof sink, 0);
+    if (n <= 0) break;
+    dropped += static_cast<size_t>(n);
+  }
 }
 
 bool HttpProxy::Handle(Socket& socket, const http::request<http::string_body>& request) {
@@ -703,13 +744,18 @@ struct Transfer {
   EventParser events;
   bool decided = false;  // streamed or not, once the first body bytes came
   size_t header_bytes = 0;
+  std::string over_limit;  // why the transfer was cut off, when a limit did it
 };
 
 size_t OnHeader(char* data, size_t size, size_t count, void* user) {
   auto* t = static_cast<Transfer*>(user);
   std::string_view line(data, size * count);
   t->header_bytes += line.size();
-  if (t->header_bytes > kMaxHttpHeaderBytes) return 0;
+  if (t->header_bytes > kMaxHttpHeaderBytes) {
+    t->over_limit = "the reply head is over " + std::to_string(kMaxHttpHeaderBytes) +
+                    " bytes (kMaxHttpHeaderBytes)";
+    return 0;
+  }
   if (line.rfind("HTTP/", 0) == 0) {  // a new status line (after a 100 Continue, say)
     t->reply->headers.clear();
     size_t space = line.find(' ');
@@ -759,7 +805,11 @@ size_t OnBody(char* data, size_t size, size_t count, void* user) {
     }
   }
   if (!t->reply->streamed) {
-    if (t->reply->body.size() + n > kMaxHttpBodyBytes) return 0;
+    if (t->reply->body.size() + n > kMaxHttpBodyBytes) {
+      t->over_limit =
+          "the reply is over " + std::to_string(kMaxHttpBodyBytes) + " bytes (kMaxHttpBodyBytes)";
+      return 0;
+    }
     t->reply->body.append(data, n);
     return n;
   }
@@ -768,6 +818,10 @@ size_t OnBody(char* data, size_t size, size_t count, void* user) {
       t->events.Feed(std::string_view(data, n), [&](const std::string& id, const std::string& d) {
         delivered = delivered && (*t->on_event)(id, d);
       });
+  if (!parsed) {
+    t->over_limit = "an event of the reply is over " + std::to_string(kMaxHttpBodyBytes) +
+                    " bytes (kMaxHttpBodyBytes)";
+  }
   return parsed && delivered ? n : 0;
 }
 
@@ -794,7 +848,7 @@ UpstreamReply HttpProxy::Call(
     reply.error = "cannot start libcurl";
     return reply;
   }
-  Transfer transfer{&reply, &on_start, &on_event, &stopping_, client_fd, {}, false, 0};
+  Transfer transfer{&reply, &on_start, &on_event, &stopping_, client_fd, {}, false, 0, {}};
   curl_slist* list = nullptr;
   bool has_accept = false;
   for (const std::string& h : headers) {
@@ -830,7 +884,11 @@ UpstreamReply HttpProxy::Call(
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error);
   reply.code = curl_easy_perform(curl);
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &reply.status);
-  if (reply.code != CURLE_OK) reply.error = error[0] ? error : curl_easy_strerror(reply.code);
+  if (reply.code != CURLE_OK) {
+    reply.error = !transfer.over_limit.empty() ? transfer.over_limit
+                  : error[0]                   ? error
+                                               : curl_easy_strerror(reply.code);
+  }
   // A reply with no body never reached OnBody: still an event stream to end.
   if (reply.code == CURLE_OK && !transfer.decided) {
     auto type = reply.headers.find("content-type");

@@ -1,6 +1,8 @@
 #include "adapters/mcp/proxy.h"
 
+#include <cctype>
 #include <cstdio>
+#include <optional>
 #include <random>
 #include <set>
 #include <tuple>
@@ -44,6 +46,114 @@ std::string IdText(const json& id) {
 }
 
 std::string IdKey(const json& message) { return IdText(message.at("id")); }
+
+// The JSON value text[begin, end), trimmed, when it is a valid id.
+std::optional<json> IdValue(std::string_view text, size_t begin, size_t end) {
+  while (begin < end && std::isspace(static_cast<unsigned char>(text[begin]))) ++begin;
+  while (end > begin && std::isspace(static_cast<unsigned char>(text[end - 1]))) --end;
+  StatusOr<json> value = ParseJson(text.substr(begin, end - begin), {1024, 1});
+  if (!value.ok() || !ValidId(*value)) return std::nullopt;
+  return *value;
+}
+
+// The top-level "id" of a JSON object whose first bytes are `first`, read
+// forwards as far as they go.
+std::optional<json> IdFromFirst(std::string_view first) {
+  size_t i = first.find_first_not_of(" \t\r");
+  if (i == std::string_view::npos || first[i] != '{') return std::nullopt;
+  int depth = 0;
+  bool key = false;  // the next string at depth 1 is a key
+  for (; i < first.size(); ++i) {
+    const char c = first[i];
+    if (c == '"') {
+      size_t end = i + 1;
+      while (end < first.size() && first[end] != '"') end += first[end] == '\\' ? 2 : 1;
+      if (end >= first.size()) return std::nullopt;
+      if (depth == 1 && key && first.substr(i, end + 1 - i) == "\"id\"") {
+        size_t colon = first.find_first_not_of(" \t\r", end + 1);
+        if (colon == std::string_view::npos || first[colon] != ':') return std::nullopt;
+        size_t value_end = first.find_first_of(",}", colon + 1);
+        // A string id may hold `,` or `}`: then it ends at its closing quote.
+        size_t start = first.find_first_not_of(" \t\r", colon + 1);
+        if (start != std::string_view::npos && first[start] == '"') {
+          value_end = start + 1;
+          while (value_end < first.size() && first[value_end] != '"')
+            value_end += first[value_end] == '\\' ? 2 : 1;
+          if (value_end >= first.size()) return std::nullopt;
+          ++value_end;
+        }
+        if (value_end == std::string_view::npos) return std::nullopt;
+        return IdValue(first, colon + 1, value_end);
+      }
+      key = false;
+      i = end;
+    } else if (c == '{' || c == '[') {
+      ++depth;
+      key = depth == 1;
+    } else if (c == '}' || c == ']') {
+      if (--depth <= 0) return std::nullopt;
+    } else if (c == ',') {
+      key = depth == 1;
+    }
+  }
+  return std::nullopt;
+}
+
+// Whether the quote at `i` ends or starts a string: not escaped by an odd run
+// of backslashes (false when the run reaches the start of `text`).
+bool RealQuote(std::string_view text, size_t i, bool* known) {
+  size_t backslashes = 0;
+  while (backslashes < i && text[i - 1 - backslashes] == '\\') ++backslashes;
+  *known = backslashes < i;
+  return backslashes % 2 == 0;
+}
+
+// The top-level "id" of a JSON object whose last bytes are `last`, read
+// backwards as far as they go. Outside strings at the end, a quote that is
+// not escaped toggles in and out of a string.
+std::optional<json> IdFromLast(std::string_view last) {
+  size_t i = last.find_last_not_of(" \t\r");
+  if (i == std::string_view::npos || last[i] != '}') return std::nullopt;
+  int depth = 1;
+  size_t value_end = i;  // where the value of the member being read ends
+  while (i-- > 0) {
+    const char c = last[i];
+    if (c == '"') {
+      bool known = true;
+      if (!RealQuote(last, i, &known) || !known) {
+        if (!known) return std::nullopt;
+        continue;
+      }
+      size_t start = i;  // find the opening quote
+      while (true) {
+        if (start == 0) return std::nullopt;
+        start = last.rfind('"', start - 1);
+        if (start == std::string_view::npos) return std::nullopt;
+        if (RealQuote(last, start, &known)) break;
+        if (!known) return std::nullopt;
+      }
+      if (depth == 1) {
+        size_t after = last.find_first_not_of(" \t\r", i + 1);
+        size_t before =
+            start == 0 ? std::string_view::npos : last.find_last_not_of(" \t\r", start - 1);
+        const bool is_key = after != std::string_view::npos && last[after] == ':' &&
+                            before != std::string_view::npos &&
+                            (last[before] == ',' || last[before] == '{');
+        if (is_key && last.substr(start, i + 1 - start) == "\"id\"") {
+          return IdValue(last, after + 1, value_end);
+        }
+      }
+      i = start;
+    } else if (c == '}' || c == ']') {
+      ++depth;
+    } else if (c == '{' || c == '[') {
+      if (--depth == 0) return std::nullopt;
+    } else if (c == ',' && depth == 1) {
+      value_end = i;
+    }
+  }
+  return std::nullopt;
+}
 
 const json* Member(const json& object, const char* key) {
   if (!object.is_object()) return nullptr;
@@ -614,10 +724,23 @@ ProxyOutput Proxy::ClientLineTooLong(size_t bytes) {
   return out;
 }
 
-void Proxy::ServerLineTooLong(size_t bytes) {
-  Report("dropped a message of " + std::to_string(bytes) +
-         " bytes from the server: over the limit of " + std::to_string(kMaxMcpMessageBytes) +
-         " (kMaxMcpMessageBytes)");
+ProxyOutput Proxy::ServerLineTooLong(size_t bytes, std::string_view first, std::string_view last) {
+  ProxyOutput out;
+  const std::string message = "a message of " + std::to_string(bytes) +
+                              " bytes from the server: over the limit of " +
+                              std::to_string(kMaxMcpMessageBytes) + " (kMaxMcpMessageBytes)";
+  Report("dropped " + message);
+  // An answer to a request the client waits for: the client gets an error
+  // instead of waiting for ever. Its id is read from either end of the line.
+  std::optional<json> id = IdFromFirst(first);
+  if (!id) id = IdFromLast(last);
+  if (!id) return out;
+  auto it = forwarded_.find(IdText(*id));
+  if (it == forwarded_.end()) return out;
+  out.to_client.push_back(
+      ErrorResponse(it->second.id, kInternalError, "toolwarden: the answer was " + message));
+  forwarded_.erase(it);
+  return out;
 }
 
 ProxyOutput Proxy::Unanswered(std::string_view forwarded, const std::string& why) {

@@ -118,9 +118,13 @@ class Proxy {
   // A message from the client already parsed (with ParseJson's limits and
   // kMaxJsonDepth), as FromClient after its parse.
   ProxyOutput FromClientMessage(const nlohmann::json& message);
-  // A line longer than kMaxMcpMessageBytes that the reader dropped.
+  // A line longer than kMaxMcpMessageBytes that the reader dropped. For the
+  // server's, `first` and `last` are its first and last bytes (any number):
+  // when they show the top-level id of an answer to a request the client is
+  // waiting for, that request gets an error saying the answer was too long.
   ProxyOutput ClientLineTooLong(size_t bytes);
-  void ServerLineTooLong(size_t bytes);
+  ProxyOutput ServerLineTooLong(size_t bytes, std::string_view first = {},
+                                std::string_view last = {});
   // The server is gone (`why`: "exited with status 3", ...): every request
   // still waiting for it is answered with an error.
   ProxyOutput ServerGone(const std::string& why);

@@ -481,6 +481,44 @@ TEST_CASE("lines from the server the proxy cannot read are passed on and reporte
   CHECK(h.reports.back().find("kMaxMcpMessageBytes") != std::string::npos);
 }
 
+TEST_CASE("an answer over kMaxMcpMessageBytes becomes an error for the request it answers") {
+  Harness h;
+  h.Call(1, "read_file", {{"path", "/data/a"}});
+  h.Call("a,}\"b", "read_file", {{"path", "/data/b"}});
+  h.Call(3, "read_file", {{"path", "/data/c"}});
+  REQUIRE(h.proxy.pending() == 3);
+  const size_t bytes = kMaxMcpMessageBytes + 1;
+  auto error_for = [&](std::string_view first, std::string_view last) {
+    ProxyOutput out = h.proxy.ServerLineTooLong(bytes, first, last);
+    CHECK(h.reports.back().find("kMaxMcpMessageBytes") != std::string::npos);
+    return out.to_client;
+  };
+  // The id before the result, read from the first bytes of the line.
+  std::vector<std::string> out =
+      error_for(R"({"jsonrpc": "2.0", "id": 1, "result": {"content": [{"text": "xxx)", "xxx\"}]}");
+  REQUIRE(out.size() == 1);
+  json error = json::parse(out[0]);
+  CHECK(error["id"] == 1);
+  CHECK(error["error"]["code"] == kInternalError);
+  CHECK(error["error"]["message"] ==
+        "toolwarden: the answer was a message of " + std::to_string(bytes) +
+            " bytes from the server: over the limit of " + std::to_string(kMaxMcpMessageBytes) +
+            " (kMaxMcpMessageBytes)");
+  // The id after the result, read backwards from the last bytes; a
+  // string id holding `,`, `}` and an escaped quote.
+  out = error_for(R"({"result":{"content":[{"text":"xx)",
+                  R"(xx\"id\":3}","id":1}]},"jsonrpc":"2.0","id":"a,}\"b"})");
+  REQUIRE(out.size() == 1);
+  CHECK(json::parse(out[0])["id"] == "a,}\"b");
+  // Nested ids, ids inside strings, ids of no waiting request and unreadable
+  // ends are not taken: the request waits, as before.
+  CHECK(error_for(R"({"result":{"id":3,"content":"xx)", R"(x"},"id":9})").empty());
+  CHECK(error_for(R"({"result":"\"id\":3)", R"(xx","nope":[{"id":3}]})").empty());
+  CHECK(error_for("xxxx", R"(xx\"}, "id": 3})").size() == 1);  // 3 is waiting: taken
+  CHECK(error_for("", "").empty());
+  CHECK(h.proxy.pending() == 0);
+}
+
 TEST_CASE("reports escape control characters from the agent and the server") {
   Harness h;
   h.Call(1, "\x1b[2K\rfake line\nnext", json::object());

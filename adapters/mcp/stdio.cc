@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -36,9 +37,12 @@ void OnSignal(int signo) {
 }
 
 // Splits a byte stream into lines, dropping (and reporting) any longer than
-// kMaxMcpMessageBytes without holding more than that in memory.
+// kMaxMcpMessageBytes without holding more than that in memory. Of a dropped
+// line it keeps the first and the last kKeptBytes, where its id may be read.
 class LineReader {
  public:
+  static constexpr size_t kKeptBytes = 64 << 10;
+
   template <typename OnLine, typename OnTooLong>
   void Feed(std::string_view data, OnLine on_line, OnTooLong on_too_long) {
     while (!data.empty()) {
@@ -46,9 +50,16 @@ class LineReader {
       std::string_view head = data.substr(0, newline);
       if (discarding_) {
         dropped_ += head.size();
+        Keep(head);
       } else if (buffer_.size() + head.size() > kMaxMcpMessageBytes) {
         discarding_ = true;
         dropped_ = buffer_.size() + head.size();
+        first_ = buffer_.substr(0, kKeptBytes);
+        if (first_.size() < kKeptBytes) first_.append(head.substr(0, kKeptBytes - first_.size()));
+        last_.clear();
+        Keep(std::string_view(buffer_).substr(buffer_.size() -
+                                              std::min(buffer_.size(), kKeptBytes)));
+        Keep(head);
         std::string().swap(buffer_);
       } else if (newline != std::string_view::npos && buffer_.empty()) {
         on_line(head);
@@ -57,7 +68,7 @@ class LineReader {
         if (newline != std::string_view::npos) on_line(std::string_view(buffer_));
       }
       if (newline == std::string_view::npos) return;
-      if (discarding_) on_too_long(dropped_);
+      if (discarding_) Dropped(on_too_long);
       discarding_ = false;
       buffer_.clear();
       data.remove_prefix(newline + 1);
@@ -81,16 +92,35 @@ class LineReader {
   // At end of input: a last line without a newline still counts.
   template <typename OnLine, typename OnTooLong>
   void Finish(OnLine on_line, OnTooLong on_too_long) {
-    if (discarding_) on_too_long(dropped_);
+    if (discarding_) Dropped(on_too_long);
     if (!discarding_ && !buffer_.empty()) on_line(std::string_view(buffer_));
     discarding_ = false;
     buffer_.clear();
   }
 
  private:
+  // The last kKeptBytes of the dropped line so far.
+  void Keep(std::string_view bytes) {
+    if (bytes.size() >= kKeptBytes) {
+      last_.assign(bytes.substr(bytes.size() - kKeptBytes));
+      return;
+    }
+    last_.append(bytes);
+    if (last_.size() > 2 * kKeptBytes) last_.erase(0, last_.size() - kKeptBytes);
+  }
+  template <typename OnTooLong>
+  void Dropped(OnTooLong& on_too_long) {
+    std::string_view last(last_);
+    if (last.size() > kKeptBytes) last.remove_prefix(last.size() - kKeptBytes);
+    on_too_long(dropped_, std::string_view(first_), last);
+    std::string().swap(first_);
+    std::string().swap(last_);
+  }
+
   std::string buffer_;
   bool discarding_ = false;
   size_t dropped_ = 0;
+  std::string first_, last_;  // of a line being dropped
 };
 
 // Lines waiting to be written to one file descriptor.
@@ -387,7 +417,9 @@ int RunStdio(Proxy& proxy, const StdioOptions& options,
     if (cin_i != SIZE_MAX && fds[cin_i].revents &&
         !client_lines.ReadFrom(
             options.client_in, [&](std::string_view line) { apply(proxy.FromClient(line)); },
-            [&](size_t bytes) { apply(proxy.ClientLineTooLong(bytes)); })) {
+            [&](size_t bytes, std::string_view, std::string_view) {
+              apply(proxy.ClientLineTooLong(bytes));
+            })) {
       client_reading = false;
       end_server = true;
     }
@@ -409,7 +441,9 @@ int RunStdio(Proxy& proxy, const StdioOptions& options,
     if (sout_i != SIZE_MAX && fds[sout_i].revents &&
         !server_lines.ReadFrom(
             from_child.read, [&](std::string_view line) { apply(proxy.FromServer(line)); },
-            [&](size_t bytes) { proxy.ServerLineTooLong(bytes); })) {
+            [&](size_t bytes, std::string_view first, std::string_view last) {
+              apply(proxy.ServerLineTooLong(bytes, first, last));
+            })) {
       server_reading = false;
       // Nothing more can come back: end the server if it has not ended.
       end_server = true;
