@@ -43,6 +43,16 @@ add_test(NAME sidecar_e2e
          COMMAND ${Python3_EXECUTABLE} ${src}/tests/sidecar/sidecar_e2e.py
                  --toolwarden $<TARGET_FILE:toolwarden>)
 
+# Resource bounds end to end (docs/limits.md): every limit of the language, the sidecar and the MCP
+# proxy, exceeded through the front door it protects, with its error checked and a well-formed call
+# after it decided as before. One test per front door, so that they can run in parallel.
+foreach(section cli sidecar_language sidecar_http mcp_stdio mcp_http)
+  add_test(NAME limits_e2e_${section}
+           COMMAND ${Python3_EXECUTABLE} ${src}/tests/limits/limits_e2e.py
+                   --toolwarden $<TARGET_FILE:toolwarden> --only ${section})
+  set_tests_properties(limits_e2e_${section} PROPERTIES TIMEOUT 600)
+endforeach()
+
 # The sidecar load benchmark, briefly, as a smoke test: it must run with no failed request. The
 # measured numbers come from a full run (docs/performance.md), not from here.
 add_test(NAME sidecar_load_smoke
