@@ -1,5 +1,7 @@
 #include "interpreter/loader.h"
 
+#include <algorithm>
+
 #include "policy/checker.h"
 #include "policy/json_limits.h"
 
@@ -15,6 +17,21 @@ std::string JoinPath(const std::string& base_dir, const std::string& path) {
   if (path.empty() || path[0] == '/' || base_dir.empty()) return path;
   return base_dir.back() == '/' ? base_dir + path : base_dir + "/" + path;
 }
+
+namespace {
+
+// Whether `path` is relative and has no `..` segment.
+bool StaysInside(const std::string& path) {
+  if (path.empty() || path[0] == '/') return false;
+  for (size_t begin = 0; begin <= path.size();) {
+    size_t end = std::min(path.find('/', begin), path.size());
+    if (path.compare(begin, end - begin, "..") == 0) return false;
+    begin = end + 1;
+  }
+  return true;
+}
+
+}  // namespace
 
 std::string LoadedPolicy::ErrorText() const {
   std::string out;
@@ -37,6 +54,12 @@ LoadedPolicy LoadPolicyText(std::string name, std::string text, const std::strin
   if (!tools_path) {
     for (const Item& item : parsed.ast.items) {
       if (item.kind == ItemKind::kTools) {
+        if (options.tools_inside_base_dir && !StaysInside(item.path)) {
+          loaded.diagnostics.Error(item.position,
+                                   "`tools` may name only a file inside the policy directory here: "
+                                   "a relative path without `..`");
+          return loaded;
+        }
         tools_path = JoinPath(base_dir, item.path);
         tools_position = item.position;
         break;

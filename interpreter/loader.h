@@ -25,6 +25,11 @@ struct LoadOptions {
   // Tool schemas to check against; overrides the policy's `tools "FILE";` item.
   std::optional<std::string> tools_path;
   ParseLimits parse_limits;
+  // For policy text from an untrusted client (the sidecar's inline `source`):
+  // a `tools "FILE";` item may name only a relative path without a `..`
+  // segment, so that it stays inside `base_dir`. Without this, the text could
+  // make the host read any file it can open and quote it in diagnostics.
+  bool tools_inside_base_dir = false;
 };
 
 struct LoadedPolicy {

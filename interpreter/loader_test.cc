@@ -35,6 +35,28 @@ TEST_CASE("the tools item is read relative to the policy; --tools overrides it")
   CHECK(LoadPolicyFile(policy, options).ok());
 }
 
+TEST_CASE("tools_inside_base_dir: a `tools` item cannot leave the base directory") {
+  std::string dir = DirName(TempFile("confined.policy", "allow t;\n"));
+  LoadOptions confined;
+  confined.tools_inside_base_dir = true;
+  for (const char* path : {"/etc/passwd", "../x.json", "a/../../x.json", "..", "a/..", ""}) {
+    INFO(path);
+    LoadedPolicy loaded =
+        LoadPolicyText("inline", std::string("tools \"") + path + "\";\nallow t;\n", dir, confined);
+    CHECK_FALSE(loaded.ok());
+    CHECK(loaded.status.ok());  // a diagnostic at the item, nothing was read
+    REQUIRE(loaded.diagnostics.HasErrors());
+    CHECK(loaded.ErrorText().find("inline:1:1: error: `tools` may name only a file inside the "
+                                  "policy directory") != std::string::npos);
+  }
+  std::string tools = TempFile("confined_tools.json", R"({"t": {"type": "object"}})");
+  std::string inside = "tools \"" + tools.substr(dir.size() + 1) + "\";\nallow t;\n";
+  CHECK(LoadPolicyText("inline", inside, dir, confined).ok());
+  // Without the option (a policy file the operator wrote), any path is read.
+  CHECK(LoadPolicyText("inline", "tools \"" + tools + "\";\nallow t;\n", dir).ok());
+  CHECK_FALSE(LoadPolicyText("inline", "tools \"" + tools + "\";\nallow t;\n", dir, confined).ok());
+}
+
 TEST_CASE("load failures are statuses or diagnostics, never exceptions") {
   LoadedPolicy missing = LoadPolicyFile("/nonexistent/p.policy");
   CHECK(missing.status.code() == StatusCode::kNotFound);

@@ -275,7 +275,9 @@ std::shared_ptr<const Program> ProgramOf(const json& body, PolicyStore* store, s
                       message.empty() ? "`name` must be non-empty, without `:` or `/`" : message);
     return nullptr;
   }
-  LoadedPolicy loaded = LoadPolicyText(source_name, std::move(source), store->dir());
+  LoadOptions options;
+  options.tools_inside_base_dir = true;
+  LoadedPolicy loaded = LoadPolicyText(source_name, std::move(source), store->dir(), options);
   if (!loaded.ok()) {
     if (!loaded.status.ok()) {
       *error = StatusResponse(loaded.status);

@@ -175,6 +175,17 @@ TEST_CASE("stateless decide and inline source") {
   CHECK(ErrorCode(
             f.Call("POST", "/v1/decide", R"({"source": "allow x;", "name": "a:b", "tool": "x"})"),
             400) == "invalid_argument");
+  // An inline source names files in the policy directory only: a client must not
+  // make the sidecar read (and quote in diagnostics) any file it can open.
+  for (const char* path : {"/etc/passwd", "../pay.policy", "a/../../x.json"}) {
+    INFO(path);
+    HttpResponse escape =
+        f.Call("POST", "/v1/sessions",
+               json{{"source", std::string("tools \"") + path + "\";\nallow a;"}}.dump());
+    CHECK(ErrorCode(escape, 422) == "policy_error");
+    CHECK(escape.body.find("inside the policy directory") != std::string::npos);
+    CHECK(escape.body.find("last read") == std::string::npos);
+  }
   json id = f.Ok("POST", "/v1/sessions", {{"source", "allow x;"}}, 201);
   CHECK(f.Ok("POST", "/v1/sessions/" + id["session"].get<std::string>() + "/decide",
              {{"tool", "x"}})["decision"] == "allow");

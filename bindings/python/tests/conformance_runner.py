@@ -223,6 +223,9 @@ class SidecarBackend:
     policy directory, so `prepare` lays that directory out as a mirror of tests/conformance (with the
     corpus's data and the repository's policies beside it, as symbolic links) and a file's `tools`
     override becomes a `tools` item appended to the text (after the last item, so no position moves).
+    The sidecar refuses an inline `tools` path with a `..` segment, so the corpus's
+    `../../policies/` becomes `./././policies/` (as long, so no column moves either) and the
+    directory has `policies` beside the corpus too.
     File policies (`policy`) are copied into the directory and used by name; their load errors are read
     from `GET /healthz`, which reports what is wrong with each file of the directory.
     """
@@ -240,6 +243,7 @@ class SidecarBackend:
         os.makedirs(store)
         os.symlink(os.path.join(source_dir, "tests", "conformance", "data"), os.path.join(store, "data"))
         os.symlink(os.path.join(source_dir, "policies"), os.path.join(root, "policies"))
+        os.symlink(os.path.join(source_dir, "policies"), os.path.join(store, "policies"))
         for path in corpus_files(source_dir):
             with open(path, encoding="utf-8") as f:
                 doc = json.load(f)
@@ -277,6 +281,7 @@ class SidecarBackend:
             source = _str(doc, "policy_text")
             if "tools" in doc:
                 source += '\ntools ' + json.dumps(_str(doc, "tools")) + ';'
+            source = source.replace('"../../policies/', '"./././policies/')
             try:
                 with tw.SidecarSession(url, source=source, query=""):
                     pass
