@@ -1,7 +1,9 @@
 #include "interpreter/evaluator.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 
 #include "interpreter/structured.h"
 #include "policy/diagnostic.h"
@@ -15,11 +17,18 @@ Value FromJson(const nlohmann::json& j) {
       v.kind = Value::Kind::kBool;
       v.boolean = j.get<bool>();
       break;
+    // The same conversions as j.get<double>(), without its generic dispatch.
     case nlohmann::json::value_t::number_integer:
+      v.kind = Value::Kind::kNumber;
+      v.number = static_cast<double>(j.get_ref<const nlohmann::json::number_integer_t&>());
+      break;
     case nlohmann::json::value_t::number_unsigned:
+      v.kind = Value::Kind::kNumber;
+      v.number = static_cast<double>(j.get_ref<const nlohmann::json::number_unsigned_t&>());
+      break;
     case nlohmann::json::value_t::number_float:
       v.kind = Value::Kind::kNumber;
-      v.number = j.get<double>();
+      v.number = j.get_ref<const nlohmann::json::number_float_t&>();
       break;
     case nlohmann::json::value_t::string:
       v.kind = Value::Kind::kString;
@@ -155,7 +164,25 @@ bool OccursAsTokenRun(std::string_view haystack, std::string_view needle) {
   auto digit = [&](size_t i) { return i < n && haystack[i] >= '0' && haystack[i] <= '9'; };
   const bool starts_digit = needle.front() >= '0' && needle.front() <= '9';
   const bool ends_digit = needle.back() >= '0' && needle.back() <= '9';
-  for (size_t i = 0; i + needle.size() <= n; ++i) {
+  // Candidates are the positions of the needle's first character in either
+  // case, found with memchr (the next of each case is kept, so the scan is
+  // linear); every other position fails on its first character anyway.
+  const char first = Lower(needle.front());
+  const char first_upper =
+      first >= 'a' && first <= 'z' ? static_cast<char>(first - 'a' + 'A') : first;
+  const size_t stop = n - needle.size() + 1;  // candidates are in [0, stop)
+  auto find = [&](char c, size_t from) -> size_t {
+    if (from >= stop) return stop;
+    const void* p = std::memchr(haystack.data() + from, c, stop - from);
+    return p == nullptr ? stop : static_cast<size_t>(static_cast<const char*>(p) - haystack.data());
+  };
+  size_t next_lower = find(first, 0);
+  size_t next_upper = first_upper == first ? stop : find(first_upper, 0);
+  for (size_t i = 0; i < stop; ++i) {
+    if (next_lower < i) next_lower = find(first, i);
+    if (first_upper != first && next_upper < i) next_upper = find(first_upper, i);
+    i = std::min(next_lower, next_upper);
+    if (i >= stop) break;
     if (i > 0 && joiner(i - 1)) continue;
     // A digit after "3," is inside a number: "5" is not in "1,5".
     if (starts_digit && i >= 2 && haystack[i - 1] == ',' && digit(i - 2)) continue;
@@ -257,9 +284,8 @@ bool Evaluator::Eval(uint32_t index, Value* out) {
       *out = FromJson(*plan.constants[n.a]);
       return true;
     case NodeOp::kArg: {
-      const nlohmann::json& args = *context_.args;
-      auto it = args.find(plan.strings[n.a]);
-      *out = it == args.end() ? Value() : FromJson(*it);
+      const nlohmann::json* value = FindArg(plan.strings[n.a]);
+      *out = value == nullptr ? Value() : FromJson(*value);
       return true;
     }
     case NodeOp::kTool:
@@ -275,6 +301,10 @@ bool Evaluator::Eval(uint32_t index, Value* out) {
       *out = locals_[n.a];
       return true;
     case NodeOp::kField: {
+      const NodeOp base_op = plan.nodes[n.a].op;
+      if (base_op == NodeOp::kUrl || base_op == NodeOp::kEmail) {
+        return ParsedField(n.a, plan.strings[n.b], out);
+      }
       Value base;
       if (!Eval(n.a, &base)) return false;
       if (base.kind == Value::Kind::kNull) {
@@ -390,6 +420,11 @@ bool Evaluator::Eval(uint32_t index, Value* out) {
       if (v.kind != Value::Kind::kString) {
         return Fail(index,
                     "`matches` needs a string, but " + Text(n.a) + " is " + KindName(v.kind));
+      }
+      if (plan.nodes[n.a].op == NodeOp::kQuery && context_.query_matches != nullptr &&
+          n.b < context_.query_matches->size() && (*context_.query_matches)[n.b] >= 0) {
+        *out = BoolValue((*context_.query_matches)[n.b] == 1);
+        return true;
       }
       *out = BoolValue(
           RE2::FullMatch(re2::StringPiece(v.string.data(), v.string.size()), *plan.regexes[n.b]));
@@ -589,22 +624,24 @@ bool Evaluator::EvalCall(const Node& n, uint32_t index, Value* out) {
       return true;
     }
     case NodeOp::kUrl: {
-      StatusOr<ParsedUrl> url = ParseUrl(arg.string);
-      if (!url.ok()) return Fail(index, url.status().message());
-      nlohmann::json j = {{"scheme", url->scheme},
-                          {"host", url->host},
-                          {"port", url->port ? nlohmann::json(*url->port) : nlohmann::json()},
-                          {"path", url->path},
-                          {"query", url->query}};
+      const Parsed* parsed;
+      if (!ParseString(n.op, arg.string, index, &parsed)) return false;
+      const ParsedUrl& url = parsed->url;
+      nlohmann::json j = {{"scheme", url.scheme},
+                          {"host", url.host},
+                          {"port", url.port ? nlohmann::json(*url.port) : nlohmann::json()},
+                          {"path", url.path},
+                          {"query", url.query}};
       out->kind = Value::Kind::kObject;
       out->json = Keep(std::move(j));
       return true;
     }
     case NodeOp::kEmail: {
-      StatusOr<ParsedEmail> email = ParseEmail(arg.string);
-      if (!email.ok()) return Fail(index, email.status().message());
+      const Parsed* parsed;
+      if (!ParseString(n.op, arg.string, index, &parsed)) return false;
+      const ParsedEmail& email = parsed->email;
       out->kind = Value::Kind::kObject;
-      out->json = Keep(nlohmann::json{{"local", email->local}, {"domain", email->domain}});
+      out->json = Keep(nlohmann::json{{"local", email.local}, {"domain", email.domain}});
       return true;
     }
     case NodeOp::kPath: {
@@ -616,6 +653,103 @@ bool Evaluator::EvalCall(const Node& n, uint32_t index, Value* out) {
     default:
       return Fail(index, "unsupported function");
   }
+}
+
+const nlohmann::json* Evaluator::FindArg(const std::string& key) {
+  const nlohmann::json& args = *context_.args;
+  if (!args.is_object()) return nullptr;
+  const auto& object = args.get_ref<const nlohmann::json::object_t&>();
+  if (!args_listed_) {
+    args_listed_ = true;
+    arg_count_ = object.size();
+    if (arg_count_ <= kIndexedArgs) {
+      size_t i = 0;
+      for (const auto& [name, value] : object) args_[i++] = ArgEntry{name, &value};
+    }
+  }
+  if (arg_count_ <= kIndexedArgs) {
+    for (size_t i = 0; i < arg_count_; ++i) {
+      if (args_[i].key.size() == key.size() &&
+          std::memcmp(args_[i].key.data(), key.data(), key.size()) == 0) {
+        return args_[i].value;
+      }
+    }
+    return nullptr;
+  }
+  auto it = object.find(key);
+  return it == object.end() ? nullptr : &it->second;
+}
+
+bool Evaluator::ParseString(NodeOp op, std::string_view text, uint32_t index, const Parsed** out) {
+  for (const std::unique_ptr<Parsed>& p : parsed_) {
+    if (p->op == op && p->input == text) {
+      *out = p.get();
+      return true;
+    }
+  }
+  auto p = std::make_unique<Parsed>(Parsed{op, text, {}, {}});
+  if (op == NodeOp::kUrl) {
+    StatusOr<ParsedUrl> url = ParseUrl(text);
+    if (!url.ok()) return Fail(index, url.status().message());
+    p->url = *std::move(url);
+  } else {
+    StatusOr<ParsedEmail> email = ParseEmail(text);
+    if (!email.ok()) return Fail(index, email.status().message());
+    p->email = *std::move(email);
+  }
+  parsed_.push_back(std::move(p));
+  *out = parsed_.back().get();
+  return true;
+}
+
+bool Evaluator::ParsedField(uint32_t base, const std::string& field, Value* out) {
+  // What Eval(base) and EvalCall do for url()/email(), up to the parse.
+  if (++steps_ > context_.max_steps) {
+    return Fail(base,
+                "evaluation step budget of " + std::to_string(context_.max_steps) + " exceeded");
+  }
+  const Node& n = context_.plan->nodes[base];
+  Value arg;
+  if (!Eval(n.a, &arg)) return false;
+  if (arg.kind != Value::Kind::kString) {
+    return Fail(base, std::string("`") + (n.op == NodeOp::kUrl ? "url" : "email") +
+                          "` needs a string, but " + Text(n.a) + " is " + KindName(arg.kind));
+  }
+  if (!Charge(arg.string.size(), base)) return false;
+  const Parsed* parsed;
+  if (!ParseString(n.op, arg.string, base, &parsed)) return false;
+  // The field of the object EvalCall would build; a missing one is null.
+  *out = Value();
+  if (n.op == NodeOp::kUrl) {
+    const ParsedUrl& url = parsed->url;
+    if (field == "scheme") {
+      *out = String(url.scheme);
+    } else if (field == "host") {
+      *out = String(url.host);
+    } else if (field == "port") {
+      if (url.port) *out = Number(static_cast<double>(*url.port));
+    } else if (field == "path") {
+      *out = String(url.path);
+    } else if (field == "query") {
+      *out = String(url.query);
+    }
+  } else if (field == "local") {
+    *out = String(parsed->email.local);
+  } else if (field == "domain") {
+    *out = String(parsed->email.domain);
+  }
+  return true;
+}
+
+std::vector<int8_t> QueryMatches(const Plan& plan, std::string_view query) {
+  std::vector<int8_t> out(plan.regexes.size(), -1);
+  for (const Node& n : plan.nodes) {
+    if (n.op != NodeOp::kMatches || plan.nodes[n.a].op != NodeOp::kQuery) continue;
+    if (n.b >= out.size() || out[n.b] >= 0) continue;
+    out[n.b] =
+        RE2::FullMatch(re2::StringPiece(query.data(), query.size()), *plan.regexes[n.b]) ? 1 : 0;
+  }
+  return out;
 }
 
 bool Evaluator::FromQuery(const Value& v, uint32_t node, bool trusted, bool* out) {

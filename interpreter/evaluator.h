@@ -2,6 +2,7 @@
 #ifndef TOOLWARDEN_INTERPRETER_EVALUATOR_H_
 #define TOOLWARDEN_INTERPRETER_EVALUATOR_H_
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -10,6 +11,7 @@
 #include "interpreter/combine.h"
 #include "interpreter/plan.h"
 #include "interpreter/session.h"
+#include "interpreter/structured.h"
 
 namespace toolwarden::internal {
 
@@ -34,7 +36,15 @@ struct EvalContext {
   const std::vector<CallRecord>* history = nullptr;
   const std::vector<std::string>* trusted_values = nullptr;
   size_t max_steps = kMaxEvalSteps;
+  // Results of `query matches R` computed once per session, by regex index
+  // (1 true, 0 false); null or shorter than plan->regexes to match each time.
+  const std::vector<int8_t>* query_matches = nullptr;
 };
+
+// `query matches R` for every regex R the plan applies to the query, by regex
+// index: 1 or 0 where it is applied, -1 where it is not. The query is fixed for
+// a session, so a Session computes this once instead of once per call.
+std::vector<int8_t> QueryMatches(const Plan& plan, std::string_view query);
 
 class Evaluator {
  public:
@@ -63,6 +73,24 @@ class Evaluator {
   // step per 64 bytes), so no evaluation holds more than about
   // kMaxEvalSteps x 64 bytes of scratch. False (with an error) past the budget.
   bool Charge(size_t bytes, uint32_t node);
+  // The call's argument `key`, or null. The first lookup lists the argument
+  // object's members in a flat array (when it has at most kIndexedArgs), so
+  // later ones compare lengths and bytes instead of walking the std::map.
+  const nlohmann::json* FindArg(const std::string& key);
+  // url() or email() (`op`) of `text` for node `index`, parsed once per
+  // distinct input per evaluation (rules often parse the same argument more
+  // than once); false (with the parser's error) when it does not parse.
+  struct Parsed {
+    NodeOp op;
+    std::string_view input;  // borrowed, like every Value's string
+    ParsedUrl url;
+    ParsedEmail email;
+  };
+  bool ParseString(NodeOp op, std::string_view text, uint32_t index, const Parsed** out);
+  // `url(x).FIELD` or `email(x).FIELD` (node `base` is the call) without
+  // building the JSON object: the same value, steps and errors as evaluating
+  // the object and taking its field.
+  bool ParsedField(uint32_t base, const std::string& field, Value* out);
   static size_t ApproxBytes(const Value& v);
   std::string_view Keep(std::string s);
   const nlohmann::json* Keep(nlohmann::json j);
@@ -71,10 +99,21 @@ class Evaluator {
   size_t steps_ = 0;
   std::string error_;
   Value locals_[kMaxQuantifierNesting];
+  static constexpr size_t kIndexedArgs = 16;
+  struct ArgEntry {
+    std::string_view key;
+    const nlohmann::json* value;
+  };
+  bool args_listed_ = false;
+  size_t arg_count_ = 0;         // > kIndexedArgs: not listed, use find()
+  ArgEntry args_[kIndexedArgs];  // the first arg_count_ are set
   // Owned results of lower(), url(), ... for this evaluation only; empty (and
   // allocation-free) on the common path.
   std::vector<std::unique_ptr<std::string>> strings_;
   std::vector<std::unique_ptr<nlohmann::json>> values_;
+  // Not a std::deque: libstdc++'s allocates when constructed, and an
+  // Evaluator is made for every decision.
+  std::vector<std::unique_ptr<Parsed>> parsed_;
 };
 
 // Deep JSON equality of two values; numbers compare as doubles at any depth

@@ -34,6 +34,64 @@ TEST_CASE("token runs for provenance") {
   CHECK_FALSE(OccursAsTokenRun("email bob@x.com", "bob@"));
 }
 
+// The position-by-position scan OccursAsTokenRun replaced with a memchr
+// search for candidates; both must agree on every input.
+bool ReferenceTokenRun(std::string_view haystack, std::string_view needle) {
+  if (needle.empty() || needle.size() > haystack.size()) return false;
+  const size_t n = haystack.size();
+  auto lower = [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; };
+  auto joiner = [&](size_t i) {
+    unsigned char c = static_cast<unsigned char>(haystack[i]);
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           c >= 0x80 || c == '.' || c == '-' || c == '_' || c == '@' || c == '+';
+  };
+  auto digit = [&](size_t i) { return i < n && haystack[i] >= '0' && haystack[i] <= '9'; };
+  const bool starts_digit = needle.front() >= '0' && needle.front() <= '9';
+  const bool ends_digit = needle.back() >= '0' && needle.back() <= '9';
+  for (size_t i = 0; i + needle.size() <= n; ++i) {
+    if (i > 0 && joiner(i - 1)) continue;
+    if (starts_digit && i >= 2 && haystack[i - 1] == ',' && digit(i - 2)) continue;
+    size_t k = 0;
+    while (k < needle.size() && lower(haystack[i + k]) == lower(needle[k])) ++k;
+    if (k != needle.size()) continue;
+    const size_t end = i + needle.size();
+    if (end < n && joiner(end)) {
+      const bool closing =
+          (haystack[end] == '.' || haystack[end] == '-') && (end + 1 == n || !joiner(end + 1));
+      if (!closing) continue;
+    }
+    if (ends_digit && end < n && haystack[end] == ',' && digit(end + 1)) continue;
+    return true;
+  }
+  return false;
+}
+
+TEST_CASE("token runs agree with the position-by-position scan") {
+  // Small alphabets, so matches, near misses and boundaries are all common.
+  const std::string alphabet = "aAbB1 .,-@\xc3\xa9";
+  uint32_t state = 12345;
+  auto next = [&] {
+    state = state * 1664525u + 1013904223u;
+    return state >> 8;
+  };
+  int agreed = 0, found = 0;
+  for (int round = 0; round < 20000; ++round) {
+    std::string haystack, needle;
+    const size_t h = next() % 24, k = 1 + next() % 4;
+    for (size_t i = 0; i < h; ++i) haystack += alphabet[next() % alphabet.size()];
+    for (size_t i = 0; i < k; ++i) needle += alphabet[next() % alphabet.size()];
+    const bool expected = ReferenceTokenRun(haystack, needle);
+    if (OccursAsTokenRun(haystack, needle) != expected) {
+      FAIL_CHECK("haystack `" << haystack << "`, needle `" << needle << "`");
+    } else {
+      ++agreed;
+    }
+    found += expected;
+  }
+  CHECK(agreed == 20000);
+  CHECK(found > 200);  // the inputs do exercise matches (428 of them)
+}
+
 TEST_CASE("shortest numbers") {
   CHECK(ShortestNumber(100) == "100");
   CHECK(ShortestNumber(0.5) == "0.5");

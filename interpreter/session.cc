@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 
 #include "interpreter/evaluator.h"
 #include "interpreter/plan.h"
@@ -21,39 +23,99 @@ using internal::Plan;
 
 namespace {
 
+// Whether `text` is valid UTF-8. Most argument text is ASCII: eight bytes at a
+// time are checked for a byte with the high bit set, and only text from the
+// first such byte on goes through the full check (FindInvalidUtf8), which
+// starts there on a character boundary since every byte before it is ASCII.
+bool ValidUtf8(std::string_view text) {
+  constexpr uint64_t kHigh = 0x8080808080808080ULL;
+  const char* p = text.data();
+  const size_t n = text.size();
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    uint64_t w[4];
+    std::memcpy(w, p + i, 32);
+    if (((w[0] | w[1] | w[2] | w[3]) & kHigh) != 0) break;
+  }
+  for (; i + 8 <= n; i += 8) {
+    uint64_t word;
+    std::memcpy(&word, p + i, 8);
+    if ((word & kHigh) != 0) break;
+  }
+  if (i + 8 > n && n >= 8) {
+    // The last 1 to 7 bytes, read as the (overlapping) last word; every byte
+    // before it is ASCII, so it starts on a character boundary.
+    uint64_t word;
+    std::memcpy(&word, p + n - 8, 8);
+    if ((word & kHigh) == 0) return true;
+    i = n - 8;
+  }
+  for (; i < n; ++i) {
+    if (static_cast<unsigned char>(p[i]) >= 0x80) break;
+  }
+  return i == n || FindInvalidUtf8(text.substr(i)) == std::string_view::npos;
+}
+
+// What is wrong with a call's arguments (ArgsProblem), as a code, so the
+// common case (nothing) builds no string.
+enum class ArgsIssue { kNone, kTooMany, kNotFinite, kBadString, kBadKey, kTooDeep };
+
+std::string ArgsIssueText(ArgsIssue issue) {
+  switch (issue) {
+    case ArgsIssue::kTooMany:
+      return "the arguments exceed " + std::to_string(kMaxArgNodes) + " values";
+    case ArgsIssue::kNotFinite:
+      return "the arguments hold a number that is not finite";
+    case ArgsIssue::kBadString:
+      return "the arguments hold a string that is not valid UTF-8";
+    case ArgsIssue::kBadKey:
+      return "the arguments hold a key that is not valid UTF-8";
+    case ArgsIssue::kTooDeep:
+      return "the arguments exceed " + std::to_string(kMaxArgDepth) + " levels";
+    case ArgsIssue::kNone:
+      break;
+  }
+  return "";
+}
+
 // Checks argument JSON built by a host (the JSON parsers at the front doors
 // already enforce most of this): at most kMaxArgDepth containers deep (a scalar
 // is 0 levels, `{}` 1), at most kMaxArgNodes values (the root included), only
 // finite numbers (NaN would make `amount > limit` false and open a forbid rule),
 // and only valid UTF-8 in strings and keys (RE2 cannot match invalid UTF-8, so
-// a forbid pattern would miss). Returns the problem, or "" when there is none.
-// `enclosing` counts the containers around `j`; recursion stops at the limit.
-std::string ArgsProblem(const nlohmann::json& j, int enclosing, size_t* nodes) {
-  if (++*nodes > kMaxArgNodes) {
-    return "the arguments exceed " + std::to_string(kMaxArgNodes) + " values";
+// a forbid pattern would miss). Returns the first problem in a depth-first
+// walk (an object's keys before its values), or kNone. `enclosing` counts the
+// containers around `j`; recursion stops at the limit.
+ArgsIssue ArgsProblem(const nlohmann::json& j, int enclosing, size_t* nodes) {
+  if (++*nodes > kMaxArgNodes) return ArgsIssue::kTooMany;
+  switch (j.type()) {
+    case nlohmann::json::value_t::number_float:
+      return std::isfinite(j.get_ref<const double&>()) ? ArgsIssue::kNone : ArgsIssue::kNotFinite;
+    case nlohmann::json::value_t::string:
+      return ValidUtf8(j.get_ref<const std::string&>()) ? ArgsIssue::kNone : ArgsIssue::kBadString;
+    case nlohmann::json::value_t::object:
+    case nlohmann::json::value_t::array:
+      break;
+    default:
+      return ArgsIssue::kNone;
   }
-  if (j.is_number_float() && !std::isfinite(j.get<double>())) {
-    return "the arguments hold a number that is not finite";
-  }
-  if (j.is_string() && FindInvalidUtf8(j.get_ref<const std::string&>()) != std::string_view::npos) {
-    return "the arguments hold a string that is not valid UTF-8";
-  }
-  if (!j.is_structured()) return "";
-  if (enclosing + 1 > kMaxArgDepth) {
-    return "the arguments exceed " + std::to_string(kMaxArgDepth) + " levels";
-  }
+  if (enclosing + 1 > kMaxArgDepth) return ArgsIssue::kTooDeep;
   if (j.is_object()) {
-    for (auto it = j.begin(); it != j.end(); ++it) {
-      if (FindInvalidUtf8(it.key()) != std::string_view::npos) {
-        return "the arguments hold a key that is not valid UTF-8";
-      }
+    const auto& object = j.get_ref<const nlohmann::json::object_t&>();
+    for (const auto& [key, value] : object) {
+      if (!ValidUtf8(key)) return ArgsIssue::kBadKey;
     }
+    for (const auto& [key, value] : object) {
+      ArgsIssue issue = ArgsProblem(value, enclosing + 1, nodes);
+      if (issue != ArgsIssue::kNone) return issue;
+    }
+    return ArgsIssue::kNone;
   }
-  for (const auto& child : j) {
-    std::string problem = ArgsProblem(child, enclosing + 1, nodes);
-    if (!problem.empty()) return problem;
+  for (const nlohmann::json& child : j.get_ref<const nlohmann::json::array_t&>()) {
+    ArgsIssue issue = ArgsProblem(child, enclosing + 1, nodes);
+    if (issue != ArgsIssue::kNone) return issue;
   }
-  return "";
+  return ArgsIssue::kNone;
 }
 
 std::string DefaultMessage(FallbackKind kind) {
@@ -152,6 +214,7 @@ Session::Session(std::shared_ptr<const Program> program, std::string query,
       trusted_values_(std::move(trusted_values)),
       limits_(limits) {
   if (trusted_values_.size() > kMaxTrustedValues) trusted_values_.resize(kMaxTrustedValues);
+  if (program_ != nullptr) query_matches_ = internal::QueryMatches(program_->plan(), query_);
 }
 
 Decision Session::Check(std::string_view tool, const nlohmann::json& args) const {
@@ -420,6 +483,7 @@ AddRulesResult Session::AddRules(std::string name, std::string text, AddMode mod
   for (uint32_t r : segment.rules) added_.push_back(Added{r, NextOrder(), drafting});
   (drafting ? drafted_bytes_ : added_bytes_) += text_bytes;
   program_ = std::move(ext.program);
+  query_matches_ = internal::QueryMatches(program_->plan(), query_);
   return out;
 }
 
@@ -459,9 +523,9 @@ Decision Session::Evaluate(std::string_view tool, const nlohmann::json& args,
   std::string problem =
       updates != nullptr && history_.size() >= limits_.max_history
           ? "the session's history is full (" + std::to_string(limits_.max_history) + " calls)"
-      : !args.is_object()                               ? "the arguments are not a JSON object"
-      : FindInvalidUtf8(tool) != std::string_view::npos ? "the tool name is not valid UTF-8"
-                                                        : ArgsProblem(args, 0, &nodes);
+      : !args.is_object() ? "the arguments are not a JSON object"
+      : !ValidUtf8(tool)  ? "the tool name is not valid UTF-8"
+                          : ArgsIssueText(ArgsProblem(args, 0, &nodes));
   if (!problem.empty()) {
     if (FindInvalidUtf8(d.tool) != std::string_view::npos) d.tool = "(invalid UTF-8)";
     d.reason = problem;
@@ -479,7 +543,14 @@ Decision Session::Evaluate(std::string_view tool, const nlohmann::json& args,
   context.history = &history_;
   context.trusted_values = &trusted_values_;
   context.max_steps = limits_.max_eval_steps;
-  Evaluator ev(context);
+  context.query_matches = &query_matches_;
+  // Made on the first condition: a call that only unconditional rules decide
+  // (most reads) needs none.
+  std::optional<Evaluator> evaluator;
+  auto ev = [&]() -> Evaluator& {
+    if (!evaluator) evaluator.emplace(context);
+    return *evaluator;
+  };
 
   bool exact = false;
   const std::vector<uint32_t>& indexed = plan.Candidates(tool, &exact);
@@ -517,11 +588,11 @@ Decision Session::Evaluate(std::string_view tool, const nlohmann::json& args,
         const CompiledRule& rule = rule_at(i);
         if (filter && !rule.Targets(tool)) return last_result = ConditionResult::kFalse;
         if (rule.condition < 0) return last_result = ConditionResult::kTrue;
-        last_result = ev.Condition(static_cast<uint32_t>(rule.condition));
+        last_result = ev().Condition(static_cast<uint32_t>(rule.condition));
         if (last_result == ConditionResult::kError) {
-          d.errors.push_back(rule.id + ": " + ev.error());
-          last_error = ev.error();
-          ev.ClearError();
+          d.errors.push_back(rule.id + ": " + ev().error());
+          last_error = ev().error();
+          ev().ClearError();
         }
         return last_result;
       });
@@ -539,8 +610,8 @@ Decision Session::Evaluate(std::string_view tool, const nlohmann::json& args,
     if (last_result == ConditionResult::kError) {
       d.reason = "forbidden by " + rule.id + " because its condition failed: " + last_error;
     } else if (rule.condition >= 0) {
-      d.reason = "forbidden by " + rule.id + ": " + ev.Text(static_cast<uint32_t>(rule.condition)) +
-                 " holds";
+      d.reason = "forbidden by " + rule.id + ": " +
+                 ev().Text(static_cast<uint32_t>(rule.condition)) + " holds";
     } else {
       d.reason = "forbidden by " + rule.id;
     }
@@ -559,17 +630,17 @@ Decision Session::Evaluate(std::string_view tool, const nlohmann::json& args,
     size_t passed = 0;
     std::string failure;
     for (uint32_t conjunct : rule.conjuncts) {
-      ev.ClearError();
-      ConditionResult r = ev.Condition(conjunct);
+      ev().ClearError();
+      ConditionResult r = ev().Condition(conjunct);
       if (r == ConditionResult::kTrue) {
         ++passed;
         continue;
       }
       if (r == ConditionResult::kError) {
-        failure = ev.Text(conjunct) + " failed: " + ev.error();
+        failure = ev().Text(conjunct) + " failed: " + ev().error();
       } else {
-        failure = ev.Text(conjunct) + " is false";
-        std::string details = OperandDetails(ev, plan, conjunct);
+        failure = ev().Text(conjunct) + " is false";
+        std::string details = OperandDetails(ev(), plan, conjunct);
         if (!details.empty()) failure += " (" + details + ")";
       }
       break;

@@ -13,6 +13,7 @@
 #ifndef TOOLWARDEN_INTERPRETER_SESSION_H_
 #define TOOLWARDEN_INTERPRETER_SESSION_H_
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -157,6 +158,9 @@ class Session {
 
   std::shared_ptr<const Program> program_;
   std::string query_;
+  // `query matches R` for program_'s regexes, computed once (see QueryMatches
+  // in evaluator.h); recomputed whenever program_ changes.
+  std::vector<int8_t> query_matches_;
   std::vector<std::string> trusted_values_;
   SessionLimits limits_;
   std::vector<CallRecord> history_;

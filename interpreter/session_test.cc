@@ -732,3 +732,50 @@ TEST_CASE("a gate that refuses leaves the session as it was") {
 
 }  // namespace
 }  // namespace toolwarden
+
+namespace toolwarden {
+namespace {
+
+// `url(x).f` and `email(x).f` are evaluated without building the object (and
+// parse each input once per decision); `url(x)["f"]` still builds it. Both
+// must give the same value and the same errors.
+TEST_CASE("fields of url() and email() match the objects they come from") {
+  auto program = testing::MustLoad(
+      "allow u when url(x).scheme == url(x)[\"scheme\"] and url(x).host == url(x)[\"host\"]\n"
+      "  and url(x).port == url(x)[\"port\"] and url(x).path == url(x)[\"path\"]\n"
+      "  and url(x).query == url(x)[\"query\"] and url(x) == url(x);\n"
+      "allow e when email(x).local == email(x)[\"local\"]\n"
+      "  and email(x).domain == email(x)[\"domain\"] and email(x) == email(x);\n"
+      "allow p when url(x).port == 443;\n");
+  Session s(program, "");
+  for (const char* url :
+       {"https://Example.COM:8443/a/../b?q=1", "http://x.org", "https://h.example/?"}) {
+    INFO(url);
+    CHECK(s.Check("u", {{"x", url}}).allowed());
+  }
+  CHECK(s.Check("p", {{"x", "https://host/x"}}).allowed());  // the default port
+  CHECK_FALSE(s.Check("p", {{"x", "http://host:8080/x"}}).allowed());
+  for (const char* email : {"Bob.Smith@Example.COM", "a+b@x.org"}) {
+    INFO(email);
+    CHECK(s.Check("e", {{"x", email}}).allowed());
+  }
+  // The parser's error, and the type error, are the same either way.
+  auto errors = [&](const char* tool, const json& x) {
+    Decision d = s.Check(tool, {{"x", x}});
+    REQUIRE(d.errors.size() == 1);
+    return d.errors[0];
+  };
+  CHECK(errors("e", "no-at-sign").find("is not a valid email address: no `@`") !=
+        std::string::npos);
+  CHECK(errors("u", 5).find("`url` needs a string, but `x` is number") != std::string::npos);
+  auto fused = testing::MustLoad("allow e when email(x).domain == \"a\";\n");
+  auto object = testing::MustLoad("allow e when email(x)[\"domain\"] == \"a\";\n");
+  for (const json& x : {json("no-at-sign"), json(5), json("a@b@c")}) {
+    Decision a = Session(fused, "").Check("e", {{"x", x}});
+    Decision b = Session(object, "").Check("e", {{"x", x}});
+    CHECK(a.errors == b.errors);
+  }
+}
+
+}  // namespace
+}  // namespace toolwarden

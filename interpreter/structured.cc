@@ -273,8 +273,10 @@ StatusOr<std::string> NormalizeHostName(std::string_view in, const std::string& 
   std::string host = ToLower(in);
   if (host.back() == '.') host.pop_back();
   if (host.empty()) return InvalidArgumentError("empty " + noun);
-  for (std::string_view label : Split(host, '.')) {
-    if (label.empty()) return InvalidArgumentError("empty label in the " + noun);
+  // An empty label: a leading or trailing `.`, or two in a row (no vector of
+  // labels, as this runs for every email() and url() a rule applies).
+  if (host.front() == '.' || host.back() == '.' || host.find("..") != std::string::npos) {
+    return InvalidArgumentError("empty label in the " + noun);
   }
   if (EndsInNumber(host)) {
     std::optional<std::string> ipv4 = ParseIpv4(host);
