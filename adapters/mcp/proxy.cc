@@ -56,11 +56,23 @@ std::optional<json> IdValue(std::string_view text, size_t begin, size_t end) {
   return *value;
 }
 
-// The top-level "id" of a JSON object whose first bytes are `first`, read
+// What the visible end of a message too long to parse shows at its top level.
+struct Glimpse {
+  std::optional<json> id;
+  bool method = false;  // a request or notification, not an answer
+  bool answer = false;  // a `result` or `error` member
+  void Key(std::string_view key) {
+    if (key == "\"method\"") method = true;
+    if (key == "\"result\"" || key == "\"error\"") answer = true;
+  }
+};
+
+// The top-level members of a JSON object whose first bytes are `first`, read
 // forwards as far as they go.
-std::optional<json> IdFromFirst(std::string_view first) {
+Glimpse FromFirst(std::string_view first) {
+  Glimpse seen;
   size_t i = first.find_first_not_of(" \t\r");
-  if (i == std::string_view::npos || first[i] != '{') return std::nullopt;
+  if (i == std::string_view::npos || first[i] != '{') return seen;
   int depth = 0;
   bool key = false;  // the next string at depth 1 is a key
   for (; i < first.size(); ++i) {
@@ -68,10 +80,12 @@ std::optional<json> IdFromFirst(std::string_view first) {
     if (c == '"') {
       size_t end = i + 1;
       while (end < first.size() && first[end] != '"') end += first[end] == '\\' ? 2 : 1;
-      if (end >= first.size()) return std::nullopt;
-      if (depth == 1 && key && first.substr(i, end + 1 - i) == "\"id\"") {
+      if (end >= first.size()) break;  // the window ends inside a string
+      const std::string_view text = first.substr(i, end + 1 - i);
+      if (depth == 1 && key) seen.Key(text);
+      if (depth == 1 && key && text == "\"id\"") {
         size_t colon = first.find_first_not_of(" \t\r", end + 1);
-        if (colon == std::string_view::npos || first[colon] != ':') return std::nullopt;
+        if (colon == std::string_view::npos || first[colon] != ':') break;
         size_t value_end = first.find_first_of(",}", colon + 1);
         // A string id may hold `,` or `}`: then it ends at its closing quote.
         size_t start = first.find_first_not_of(" \t\r", colon + 1);
@@ -79,11 +93,12 @@ std::optional<json> IdFromFirst(std::string_view first) {
           value_end = start + 1;
           while (value_end < first.size() && first[value_end] != '"')
             value_end += first[value_end] == '\\' ? 2 : 1;
-          if (value_end >= first.size()) return std::nullopt;
+          if (value_end >= first.size()) break;
           ++value_end;
         }
-        if (value_end == std::string_view::npos) return std::nullopt;
-        return IdValue(first, colon + 1, value_end);
+        if (value_end == std::string_view::npos) break;
+        seen.id = IdValue(first, colon + 1, value_end);
+        end = value_end - 1;  // go on after the id, for `method`
       }
       key = false;
       i = end;
@@ -91,12 +106,12 @@ std::optional<json> IdFromFirst(std::string_view first) {
       ++depth;
       key = depth == 1;
     } else if (c == '}' || c == ']') {
-      if (--depth <= 0) return std::nullopt;
+      if (--depth <= 0) return Glimpse();  // more after the object: not one message
     } else if (c == ',') {
       key = depth == 1;
     }
   }
-  return std::nullopt;
+  return seen;
 }
 
 // Whether the quote at `i` ends or starts a string: not escaped by an odd run
@@ -108,12 +123,13 @@ bool RealQuote(std::string_view text, size_t i, bool* known) {
   return backslashes % 2 == 0;
 }
 
-// The top-level "id" of a JSON object whose last bytes are `last`, read
+// The top-level members of a JSON object whose last bytes are `last`, read
 // backwards as far as they go. Outside strings at the end, a quote that is
 // not escaped toggles in and out of a string.
-std::optional<json> IdFromLast(std::string_view last) {
+Glimpse FromLast(std::string_view last) {
+  Glimpse seen;
   size_t i = last.find_last_not_of(" \t\r");
-  if (i == std::string_view::npos || last[i] != '}') return std::nullopt;
+  if (i == std::string_view::npos || last[i] != '}') return seen;
   int depth = 1;
   size_t value_end = i;  // where the value of the member being read ends
   while (i-- > 0) {
@@ -121,16 +137,16 @@ std::optional<json> IdFromLast(std::string_view last) {
     if (c == '"') {
       bool known = true;
       if (!RealQuote(last, i, &known) || !known) {
-        if (!known) return std::nullopt;
+        if (!known) break;
         continue;
       }
       size_t start = i;  // find the opening quote
       while (true) {
-        if (start == 0) return std::nullopt;
+        if (start == 0) return seen;
         start = last.rfind('"', start - 1);
-        if (start == std::string_view::npos) return std::nullopt;
+        if (start == std::string_view::npos) return seen;
         if (RealQuote(last, start, &known)) break;
-        if (!known) return std::nullopt;
+        if (!known) return seen;
       }
       if (depth == 1) {
         size_t after = last.find_first_not_of(" \t\r", i + 1);
@@ -139,20 +155,20 @@ std::optional<json> IdFromLast(std::string_view last) {
         const bool is_key = after != std::string_view::npos && last[after] == ':' &&
                             before != std::string_view::npos &&
                             (last[before] == ',' || last[before] == '{');
-        if (is_key && last.substr(start, i + 1 - start) == "\"id\"") {
-          return IdValue(last, after + 1, value_end);
-        }
+        const std::string_view text = last.substr(start, i + 1 - start);
+        if (is_key) seen.Key(text);
+        if (is_key && text == "\"id\"") seen.id = IdValue(last, after + 1, value_end);
       }
       i = start;
     } else if (c == '}' || c == ']') {
       ++depth;
     } else if (c == '{' || c == '[') {
-      if (--depth == 0) return std::nullopt;
+      if (--depth == 0) break;
     } else if (c == ',' && depth == 1) {
       value_end = i;
     }
   }
-  return std::nullopt;
+  return seen;
 }
 
 const json* Member(const json& object, const char* key) {
@@ -731,9 +747,14 @@ ProxyOutput Proxy::ServerLineTooLong(size_t bytes, std::string_view first, std::
                               std::to_string(kMaxMcpMessageBytes) + " (kMaxMcpMessageBytes)";
   Report("dropped " + message);
   // An answer to a request the client waits for: the client gets an error
-  // instead of waiting for ever. Its id is read from either end of the line.
-  std::optional<json> id = IdFromFirst(first);
-  if (!id) id = IdFromLast(last);
+  // instead of waiting for ever. Its id is read from either end of the line,
+  // which must be an object that shows a `result` or an `error` and no
+  // `method` (the server's own requests count their ids apart).
+  const Glimpse head = FromFirst(first);
+  const Glimpse tail = FromLast(last);
+  if (head.method || tail.method || !(head.answer || tail.answer)) return out;
+  if (head.id && tail.id && *head.id != *tail.id) return out;
+  const std::optional<json>& id = head.id ? head.id : tail.id;
   if (!id) return out;
   auto it = forwarded_.find(IdText(*id));
   if (it == forwarded_.end()) return out;

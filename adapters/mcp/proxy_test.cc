@@ -514,7 +514,21 @@ TEST_CASE("an answer over kMaxMcpMessageBytes becomes an error for the request i
   // ends are not taken: the request waits, as before.
   CHECK(error_for(R"({"result":{"id":3,"content":"xx)", R"(x"},"id":9})").empty());
   CHECK(error_for(R"({"result":"\"id\":3)", R"(xx","nope":[{"id":3}]})").empty());
-  CHECK(error_for("xxxx", R"(xx\"}, "id": 3})").size() == 1);  // 3 is waiting: taken
+  // Not an object at the start (a debug dump, say): nothing is taken.
+  CHECK(error_for("DEBUG xxxx", R"(xx "result": {"jsonrpc":"2.0","id":3})").empty());
+  // The server's own request (a sampling prompt) has ids of its own, however
+  // alike: it answers nothing.
+  CHECK(error_for(R"({"jsonrpc":"2.0","id":3,"method":"sampling/createMessage","params":{"x":"xx)",
+                  "xx\"}}")
+            .empty());
+  CHECK(error_for(R"({"method":"sampling/createMessage","params":{"x":"xx)",
+                  R"(xx"},"jsonrpc":"2.0","id":3})")
+            .empty());
+  // No `result` or `error` in sight, or two different ids: not taken.
+  CHECK(error_for(R"({"jsonrpc":"2.0","id":3,"other":"xx)", "xx\"}").empty());
+  CHECK(error_for(R"({"id":3,"result":"xx)", R"(xx","id":2})").empty());
+  CHECK(h.proxy.pending() == 1);
+  CHECK(error_for(R"({"result":"xx)", R"(xx\"}, "id": 3})").size() == 1);  // 3 is waiting: taken
   CHECK(error_for("", "").empty());
   CHECK(h.proxy.pending() == 0);
 }
