@@ -121,6 +121,10 @@ bool CheckTokens(const std::vector<antlr4::Token*>& tokens, const Locator& locat
   };
   std::vector<Level> levels(1);
   long depth = 0;  // open levels plus operators counted in them
+  // Every item, and every rule of an `update` block, ends with its own `;`, so
+  // the `;` tokens bound the items before the parser builds a tree for each
+  // (100,000 items take seconds and hundreds of megabytes to parse).
+  size_t items = 0;
   for (antlr4::Token* token : tokens) {
     if (token->getChannel() != antlr4::Token::DEFAULT_CHANNEL) continue;
     const std::string text = token->getType() == PolicyLexer::IDENT ||
@@ -146,6 +150,11 @@ bool CheckTokens(const std::vector<antlr4::Token*>& tokens, const Locator& locat
     } else if (text == "," || text == ";") {
       depth -= levels.back().operators;
       levels.back().operators = 0;
+      if (text == ";" && ++items > limits.max_rules) {
+        diagnostics->Error(locator.At(token),
+                           "policy has more than " + std::to_string(limits.max_rules) + " items");
+        return false;
+      }
       if (text == "," && levels.back().list &&
           ++levels.back().elements > limits.max_list_elements) {
         diagnostics->Error(
