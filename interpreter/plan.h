@@ -25,8 +25,9 @@ class Program;
 
 namespace toolwarden::internal {
 
-// Deepest nesting of all()/any() quantifiers; each needs a variable slot.
-inline constexpr int kMaxQuantifierNesting = 16;
+// Deepest nesting of all()/any() quantifiers; each needs a variable slot. The
+// checker reports a deeper policy with its position; the compiler checks again.
+inline constexpr int kMaxQuantifierNesting = ::toolwarden::kMaxQuantifierNesting;
 
 enum class NodeOp : uint8_t {
   kConst,    // constants[a]

@@ -616,6 +616,10 @@ class Checker {
         element = FromSchema(&(*array.schema)["items"], false);
       }
       element.what = var;
+      if (scope.locals.size() >= static_cast<size_t>(kMaxQuantifierNesting)) {
+        Error(e.position, "quantifiers nest deeper than " + std::to_string(kMaxQuantifierNesting));
+        return Info{};
+      }
       scope.locals.push_back({var, element});
       ExpectBool(*e.children[1], scope, "the condition of `all`/`any`");
       scope.locals.pop_back();

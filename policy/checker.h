@@ -28,6 +28,9 @@ inline constexpr int64_t kMaxPriority = 1000000;
 inline constexpr int kMaxRegexProgramSize = 20000;
 // Memory RE2 may use for one pattern (its compile budget).
 inline constexpr int64_t kMaxRegexMemory = 8 << 20;
+// Deepest nesting of all()/any() quantifiers. Each level multiplies the work of
+// a decision by its array's size and needs a variable slot in the evaluator.
+inline constexpr int kMaxQuantifierNesting = 16;
 
 // A policy that passed the checker: everything the compiler needs, owned.
 struct CheckedPolicy {

@@ -142,6 +142,23 @@ TEST_CASE("checks that need no tool schemas") {
   }
 }
 
+TEST_CASE("limit: kMaxQuantifierNesting, with the position of the quantifier too deep") {
+  auto nested = [](int levels) {
+    std::string condition = "true";
+    for (int i = levels - 1; i >= 0; --i) {
+      condition = "any(v" + std::to_string(i) + " in xs, " + condition + ")";
+    }
+    return "allow t when " + condition + ";";
+  };
+  CHECK(Diagnose(nested(kMaxQuantifierNesting), false).empty());
+  const std::string over = Diagnose(nested(kMaxQuantifierNesting + 1), false);
+  const size_t column = nested(kMaxQuantifierNesting + 1).find("any(v16 ") + 1;
+  CHECK(over == "c.policy:1:" + std::to_string(column) +
+                    ": error: quantifiers nest deeper than 16\n" +
+                    over.substr(over.find('\n') + 1));
+  CHECK(over.find("error", over.find('\n')) == std::string::npos);  // one diagnostic
+}
+
 TEST_CASE("the checked policy carries constants, trust and the default") {
   Source source(
       "c.policy",

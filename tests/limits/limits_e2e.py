@@ -286,7 +286,7 @@ def cli_section(tw, work):
     # kMaxQuantifierNesting: 17 nested quantifiers.
     q = "".join("all(v%d in xs, " % i for i in range(17))
     over("quantifiers.policy", "allow t when " + q + "true" + ")" * 17 + ";\n",
-         "error: quantifiers nest deeper than 16")
+         "quantifiers.policy:1:244: error: quantifiers nest deeper than 16")
 
     # Tool catalogs and JSON from outside: kMaxTools, kMaxJsonBytes, kMaxJsonDepth.
     def tools_file(name, value):
@@ -458,13 +458,15 @@ def sidecar_language_section(tw, work):
                   (name, expected, status, short(body, 500)))
             unchanged("inline " + name)
 
-        # kMaxQuantifierNesting is found when the policy is compiled, not checked: a 400 without
-        # a position (unlike the diagnostics above).
+        # kMaxQuantifierNesting is found by the checker: 422 with a positioned diagnostic.
         status, body = c("POST", "/v1/sessions",
                          {"source": "allow t when " + q + "true" + ")" * 17 + ";\n"})
-        check(status == 400 and error_of(body) == {"code": "invalid_argument",
-                                                   "message": "quantifiers nest deeper than 16"},
-              "sidecar inline kMaxQuantifierNesting: 400 (got %s %s)" % (status, short(body)))
+        err = error_of(body)
+        check(status == 422 and err.get("code") == "policy_error" and
+              "quantifiers nest deeper than 16" in json.dumps(body) and
+              '"line": 1' in json.dumps(body),
+              "sidecar inline kMaxQuantifierNesting: 422 with a position (got %s %s)" %
+              (status, short(body)))
         unchanged("inline kMaxQuantifierNesting")
 
         # Per-call limits: a 200 decision that denies, with the limit in its errors.
