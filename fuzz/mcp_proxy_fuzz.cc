@@ -6,10 +6,11 @@
 // Input: the rest, split on '\n', one line per event. The first byte of a line
 // says what it is: 'x' the server exits (ServerGone), 'u' the server will not
 // answer the last line sent to it (Unanswered), 'l' the client sent a line too
-// long to read; otherwise a line from the server when bit 0x10 is set ('s'),
-// else from the client ('c'). In a client line `@ASK@` stands for the id of
-// the proxy's last approval request, which is random, so that answers to it
-// can be fuzzed too. Checks what proxy.h promises:
+// long to read, 'L' the server did (its first and last bytes, split at \x01,
+// from which the proxy may read the id of the request it answers); otherwise a line from the server
+// when bit 0x10 is set ('s'), else from the client ('c'). In a client line `@ASK@` stands for the
+// id of the proxy's last approval request, which is random, so that answers to it can be fuzzed
+// too. Checks what proxy.h promises:
 //   - nothing throws;
 //   - every line to the server is JSON the proxy wrote (an object or array);
 //     every line to the client is JSON, or a line from the server passed on
@@ -17,8 +18,10 @@
 //   - a tools/call the session would not allow right then (Check: deny, ask
 //     or terminate) never reaches the server: the server sees only decided,
 //     allowed calls;
+//   - a dropped server line answers at most one request, and only the client;
 //   - after a `terminate` (ProxyOutput::close) the client is not read and
 //     nothing more comes from it.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -143,6 +146,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     } else if (kind == 'l') {
       if (closed) continue;
       out = proxy.ClientLineTooLong(kMaxMcpMessageBytes + text.size());
+    } else if (kind == 'L') {
+      // A server line too long to read: its first and last bytes, split at \x01.
+      const size_t split = std::min(text.find('\x01'), text.size());
+      const std::string_view first = std::string_view(text).substr(0, split);
+      const std::string_view last = std::string_view(text).substr(std::min(split + 1, text.size()));
+      out = proxy.ServerLineTooLong(kMaxMcpMessageBytes + text.size(), first, last);
+      FUZZ_CHECK(out.to_client.size() <= 1 && out.to_server.empty(),
+                 "a dropped server line answered more than one request");
     } else if (kind & 0x10) {
       from_server = true;
       out = proxy.FromServer(text);
