@@ -256,6 +256,27 @@ void BM_ListHeavyAll1000(benchmark::State& state) {
 }
 BENCHMARK(BM_ListHeavyAll1000);
 
+// `any(u in urls, url(u).host == ...)` over N distinct URLs, none matching: the
+// parses of one decision are cached by input, and the cost must grow linearly
+// with N (a list scan made it quadratic, 1.1 s at N = 9,000).
+void BM_UrlDistinct(benchmark::State& state) {
+  static const std::shared_ptr<const Program> program =
+      CompileText("allow fetch when any(u in urls, url(u).host == \"never.example\");\n", nullptr);
+  json urls = json::array();
+  for (int64_t i = 0; i < state.range(0); ++i) {
+    urls.push_back("https://h" + std::to_string(i) + ".example/a");
+  }
+  Session session(program, "fetch them");
+  const json args = {{"urls", urls}};
+  for (auto _ : state) {
+    Decision d = session.Check("fetch", args);
+    if (d.allowed() || !d.errors.empty()) state.SkipWithError("expected a plain denial");
+    benchmark::DoNotOptimize(d);
+  }
+  state.SetComplexityN(state.range(0));
+}
+BENCHMARK(BM_UrlDistinct)->Arg(1000)->Arg(8000)->Complexity(benchmark::oN);
+
 // --- compile time and memory per rule -------------------------------------------
 
 size_t HeapInUse() {

@@ -681,11 +681,13 @@ const nlohmann::json* Evaluator::FindArg(const std::string& key) {
 }
 
 bool Evaluator::ParseString(NodeOp op, std::string_view text, uint32_t index, const Parsed** out) {
-  for (const std::unique_ptr<Parsed>& p : parsed_) {
-    if (p->op == op && p->input == text) {
-      *out = p.get();
-      return true;
-    }
+  // A hash lookup, not a scan of parsed_: a decision may parse thousands of
+  // distinct strings (any(u in urls, ...)), and a scan would make that
+  // quadratic in work the step budget does not count.
+  auto& cache = op == NodeOp::kUrl ? url_cache_ : email_cache_;
+  if (auto it = cache.find(text); it != cache.end()) {
+    *out = it->second;
+    return true;
   }
   auto p = std::make_unique<Parsed>(Parsed{op, text, {}, {}});
   if (op == NodeOp::kUrl) {
@@ -699,6 +701,7 @@ bool Evaluator::ParseString(NodeOp op, std::string_view text, uint32_t index, co
   }
   parsed_.push_back(std::move(p));
   *out = parsed_.back().get();
+  cache.emplace(text, *out);
   return true;
 }
 

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "interpreter/combine.h"
@@ -114,6 +115,8 @@ class Evaluator {
   // Not a std::deque: libstdc++'s allocates when constructed, and an
   // Evaluator is made for every decision.
   std::vector<std::unique_ptr<Parsed>> parsed_;
+  // parsed_ by input, one map per function (an empty map does not allocate).
+  std::unordered_map<std::string_view, const Parsed*> url_cache_, email_cache_;
 };
 
 // Deep JSON equality of two values; numbers compare as doubles at any depth
