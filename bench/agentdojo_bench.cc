@@ -24,10 +24,10 @@
 #include <deque>
 #include <iostream>
 #include <map>
-#include <set>
 #include <string>
 #include <vector>
 
+#include "cli/replay.h"
 #include "interpreter/loader.h"
 #include "interpreter/session.h"
 #include "policy/json_limits.h"
@@ -37,65 +37,9 @@ namespace {
 
 using nlohmann::json;
 
-constexpr char kMarkerOpen[] = "\xC2\xABINJECTION:";  // «INJECTION:
-constexpr char kMarkerClose[] = "\xC2\xBB";           // »
-
 [[noreturn]] void Die(const std::string& message) {
   std::cerr << "agentdojo_bench: " << message << "\n";
   std::abort();
-}
-
-// The replay's substitution of injection-vector markers (cli/replay.cc).
-struct Markers {
-  std::map<std::string, std::string> text;
-  std::set<std::string> attacked;
-};
-
-std::string Substitute(const std::string& s, const Markers& markers, bool* saw_attacked) {
-  std::string out;
-  size_t i = 0;
-  while (true) {
-    size_t open = s.find(kMarkerOpen, i);
-    if (open == std::string::npos) break;
-    size_t id_start = open + sizeof(kMarkerOpen) - 1;
-    size_t close = s.find(kMarkerClose, id_start);
-    if (close == std::string::npos) break;
-    std::string id = s.substr(id_start, close - id_start);
-    out.append(s, i, open - i);
-    auto it = markers.text.find(id);
-    if (it != markers.text.end()) out += it->second;
-    if (saw_attacked != nullptr && markers.attacked.count(id)) *saw_attacked = true;
-    i = close + sizeof(kMarkerClose) - 1;
-  }
-  out.append(s, i, std::string::npos);
-  return out;
-}
-
-json SubstituteJson(const json& j, const Markers& markers) {
-  if (j.is_string()) return Substitute(j.get<std::string>(), markers, nullptr);
-  if (j.is_array()) {
-    json out = json::array();
-    for (const json& e : j) out.push_back(SubstituteJson(e, markers));
-    return out;
-  }
-  if (j.is_object()) {
-    json out = json::object();
-    for (auto it = j.begin(); it != j.end(); ++it) out[it.key()] = SubstituteJson(*it, markers);
-    return out;
-  }
-  return j;
-}
-
-void Materialize(const json& call, const Markers& markers, json* args, json* result) {
-  *args = SubstituteJson(call.value("args", json::object()), markers);
-  bool saw_attacked = false;
-  std::string text = call.contains("result") && call["result"].is_string()
-                         ? Substitute(call["result"].get<std::string>(), markers, &saw_attacked)
-                         : std::string();
-  if (!saw_attacked && call.contains("result_benign") && call["result_benign"].is_string()) {
-    text = call["result_benign"].get<std::string>();
-  }
-  *result = text;
 }
 
 struct Call {
@@ -135,18 +79,12 @@ SuiteCalls BuildSuite(const std::string& suite) {
 
   const json& traces = Traces();
   const json& s = traces["suites"][suite];
-  Markers benign;
-  for (auto it = s["injection_vectors"].begin(); it != s["injection_vectors"].end(); ++it) {
-    const json& v = *it;
-    benign.text[it.key()] = v.contains("default_as_loaded")
-                                ? v["default_as_loaded"].get<std::string>()
-                                : v.value("default", std::string());
-  }
+  const ReplayMarkers benign = BenignMarkers(s["injection_vectors"]);
   const std::string tmpl = traces["attack"]["template"].get<std::string>();
 
   // Runs `calls` in `session` (Decide, then the result attached); `keep`
   // says which calls to benchmark, with the session as it was just before.
-  auto run = [&](Session& session, const json& calls, const Markers& markers,
+  auto run = [&](Session& session, const json& calls, const ReplayMarkers& markers,
                  std::vector<Call>* kept, bool want_allowed) {
     for (const json& call : calls) {
       json args, result;
@@ -177,7 +115,7 @@ SuiteCalls BuildSuite(const std::string& suite) {
       const std::string goal = inj.value("goal", "");
       for (size_t at; (at = attack.find("{goal}")) != std::string::npos;)
         attack.replace(at, 6, goal);
-      Markers markers = benign;
+      ReplayMarkers markers = benign;
       for (const json& v : u["vectors_read"]) {
         markers.text[v.get<std::string>()] = attack;
         markers.attacked.insert(v.get<std::string>());

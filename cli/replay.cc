@@ -17,11 +17,7 @@ using nlohmann::json;
 constexpr char kMarkerOpen[] = "\xC2\xABINJECTION:";  // «INJECTION:
 constexpr char kMarkerClose[] = "\xC2\xBB";           // »
 
-// What each injection vector's marker becomes in one replay.
-struct Markers {
-  std::map<std::string, std::string> text;  // vector id -> replacement
-  std::set<std::string> attacked;           // vectors carrying the attack
-};
+using Markers = ReplayMarkers;
 
 std::string Substitute(const std::string& s, const Markers& markers, bool* saw_attacked) {
   std::string out;
@@ -56,29 +52,6 @@ json SubstituteJson(const json& j, const Markers& markers) {
     return out;
   }
   return j;
-}
-
-// The call's arguments and result as the agent would see them in this replay.
-void Materialize(const json& call, const Markers& markers, json* args, json* result) {
-  *args = SubstituteJson(call.value("args", json::object()), markers);
-  bool saw_attacked = false;
-  std::string text = call.contains("result") && call["result"].is_string()
-                         ? Substitute(call["result"].get<std::string>(), markers, &saw_attacked)
-                         : std::string();
-  if (!saw_attacked && call.contains("result_benign") && call["result_benign"].is_string()) {
-    text = call["result_benign"].get<std::string>();
-  }
-  *result = text;
-}
-
-Markers BenignMarkers(const json& vectors) {
-  Markers m;
-  for (auto it = vectors.begin(); it != vectors.end(); ++it) {
-    const json& v = *it;
-    m.text[it.key()] = v.contains("default_as_loaded") ? v["default_as_loaded"].get<std::string>()
-                                                       : v.value("default", std::string());
-  }
-  return m;
 }
 
 const json* FindTask(const json& list, const std::string& id) {
@@ -149,6 +122,28 @@ json Denied(size_t index, const std::string& tool, const Decision& d) {
 }
 
 }  // namespace
+
+void Materialize(const json& call, const Markers& markers, json* args, json* result) {
+  *args = SubstituteJson(call.value("args", json::object()), markers);
+  bool saw_attacked = false;
+  std::string text = call.contains("result") && call["result"].is_string()
+                         ? Substitute(call["result"].get<std::string>(), markers, &saw_attacked)
+                         : std::string();
+  if (!saw_attacked && call.contains("result_benign") && call["result_benign"].is_string()) {
+    text = call["result_benign"].get<std::string>();
+  }
+  *result = text;
+}
+
+Markers BenignMarkers(const json& vectors) {
+  Markers m;
+  for (auto it = vectors.begin(); it != vectors.end(); ++it) {
+    const json& v = *it;
+    m.text[it.key()] = v.contains("default_as_loaded") ? v["default_as_loaded"].get<std::string>()
+                                                       : v.value("default", std::string());
+  }
+  return m;
+}
 
 StatusOr<ReplayData> LoadReplayData(const std::string& data_dir, const std::string& criteria_dir) {
   ReplayData data;

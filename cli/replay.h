@@ -15,8 +15,10 @@
 #ifndef TOOLWARDEN_CLI_REPLAY_H_
 #define TOOLWARDEN_CLI_REPLAY_H_
 
+#include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "adapters/llm/drafter.h"
@@ -53,6 +55,19 @@ StatusOr<nlohmann::json> ReplaySuite(const ReplayData& data, const std::string& 
                                      const std::shared_ptr<const Program>& program,
                                      const std::string& policy_label,
                                      const ReplayDrafting* drafting = nullptr);
+
+// What each injection vector's marker (`«INJECTION:ID»` in the traces) becomes
+// in one replay: the replay and bench/agentdojo_bench.cc share this.
+struct ReplayMarkers {
+  std::map<std::string, std::string> text;  // vector id -> replacement
+  std::set<std::string> attacked;           // vectors carrying the attack
+};
+// Every vector's benign default (`injection_vectors` of a suite).
+ReplayMarkers BenignMarkers(const nlohmann::json& vectors);
+// A trace call's arguments and result as the agent would see them in this
+// replay: markers replaced; an attacked result, or else `result_benign`.
+void Materialize(const nlohmann::json& call, const ReplayMarkers& markers, nlohmann::json* args,
+                 nlohmann::json* result);
 
 // The table row of a report.
 std::string ReplayTableHeader();
