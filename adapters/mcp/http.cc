@@ -390,7 +390,8 @@ void HttpProxy::Serve(Socket socket) {
     }
     http::read(socket, buffer, parser, ec);
     if (ec == http::error::body_limit) {  // a chunked body over the limit
-      large.reset();  // no large-body place held while the rest is drained
+      // No large-body place is held while the rest is drained.
+      large.reset();
       Refuse(socket, http::status::payload_too_large, TooLargeBody());
       break;
     }
