@@ -7,7 +7,8 @@
 //
 // Each argument is a file or a directory (its regular files, not recursively,
 // in name order). Arguments starting with `-` (libFuzzer flags) are ignored. A
-// missing or unreadable path fails the run; a finding aborts inside the target.
+// missing or unreadable path fails the run, and so does finding no input at
+// all; a finding aborts inside the target.
 #include <dirent.h>
 #include <sys/stat.h>
 
@@ -73,5 +74,5 @@ int main(int argc, char** argv) {
     LLVMFuzzerTestOneInput(bytes.data(), bytes.size());
   }
   std::fprintf(stderr, "replayed %zu inputs\n", files.size());
-  return 0;
+  return files.empty() ? 1 : 0;  // nothing replayed is a broken corpus, not a pass
 }
